@@ -59,3 +59,24 @@ def read(filename):
     if errors:
         raise ValueError(errors[0])
     return {a.key: a.value for a in assignments}
+
+
+def pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_hb(cfg):
+    """asha-hb's view of this node, as the other tools should act on it.
+
+    Returns hb.state's mapping; when asha-hb is not running (no file, or its
+    PID is gone) ROLE is 'down': the node holds nothing it may trust."""
+    values = read(path(cfg, HB_STATE))
+    if not values or not pid_alive(values.get("PID", "0")):
+        values = dict(values, ROLE="down")
+    return values
