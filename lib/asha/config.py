@@ -8,6 +8,7 @@ and raises ConfigError, which the tools turn into exit status 78."""
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -31,6 +32,11 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DQ_ESCAPABLE = '"\\$`\n'
 
 
+def is_key_name(name):
+    """True when name can stand left of = (a shell variable name)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 class Assignment:
     __slots__ = ("key", "value", "line")
 
@@ -43,11 +49,21 @@ def parse_text(text, path):
 
     Errors are complete `path:line: message` strings; parsing goes on after
     an error so that one run reports all of them."""
-    assignments, errors = [], []
+    assignments, errors, _ = _parse(text, path)
+    return assignments, errors
+
+
+def _parse(text, path):
+    """parse_text, and the set of keys whose assignment could not be read."""
+    assignments, errors, broken = [], [], set()
     i, n, line = 0, len(text), 1
 
     def err(at_line, msg):
         errors.append(f"{path}:{at_line}: {msg}")
+
+    def end_of_line(at):
+        eol = text.find("\n", at)
+        return n if eol < 0 else eol
 
     while i < n:
         c = text[i]
@@ -59,12 +75,10 @@ def parse_text(text, path):
             i += 1
             continue
         if c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
+            i = end_of_line(i)
             continue
-        start_line = line
-        eol = text.find("\n", i)
-        eol = n if eol < 0 else eol
+        start, start_line = i, line
+        eol = end_of_line(i)
         m = _NAME.match(text, i)
         if m and m.group() == "export" and m.end() < n and text[m.end()] in " \t":
             j = m.end()
@@ -78,36 +92,40 @@ def parse_text(text, path):
                     i = eol
                     continue
             m = m2
-            i = j
         if not m or m.end() >= n or text[m.end()] != "=":
-            err(start_line, f"not an assignment: {text[i:eol].strip()!r} (expected KEY=value)")
+            err(start_line, f"not an assignment: {text[start:eol].strip()!r} (expected KEY=value)")
             i = eol
             continue
         key = m.group()
-        i = m.end() + 1
-        value, i, line, problem = _read_word(text, i, line)
+        value, i, line, problem = _read_word(text, m.end() + 1, line)
         if problem:
+            # Go on at the next line, so that what follows is still checked.
             err(start_line, f"{key}: {problem}")
-            i = max(i, text.find("\n", i) if text.find("\n", i) >= 0 else n)
+            broken.add(key)
+            i = end_of_line(i)
             continue
         # after the value: blanks, then end of line, `;` or a comment
         while i < n and text[i] in " \t\r":
             i += 1
         if i < n and text[i] not in "\n#;":
-            eol = text.find("\n", i)
-            eol = n if eol < 0 else eol
+            eol = end_of_line(i)
+            rest = re.split(r"[ \t]#", text[i:eol], maxsplit=1)[0].strip()
             err(start_line, f"{key}: unquoted space in value; quote the value: "
-                            f"{key}=\"{value} {text[i:eol].strip()}\"")
+                            f"{key}=\"{value} {rest}\"")
+            broken.add(key)
             i = eol
             continue
         assignments.append(Assignment(key, value, start_line))
-    return assignments, errors
+    return assignments, errors, broken
 
 
 def _read_word(text, i, line):
-    """Read one shell word from text[i:]; return (value, i, line, problem)."""
+    """Read one shell word from text[i:]; return (value, i, line, problem).
+
+    On a problem the word is still read to its end where that is clear; an
+    unterminated quote returns the position of the opening quote."""
     n = len(text)
-    out = []
+    out, problem = [], None
     while i < n:
         c = text[i]
         if c in " \t\r\n;":
@@ -115,16 +133,17 @@ def _read_word(text, i, line):
         if c == "'":
             end = text.find("'", i + 1)
             if end < 0:
-                return "", n, line, "unterminated ' quote"
+                return "", i, line, "unterminated ' quote"
             chunk = text[i + 1:end]
             line += chunk.count("\n")
             out.append(chunk)
             i = end + 1
         elif c == '"':
+            quote_at, quote_line = i, line
             i += 1
             while True:
                 if i >= n:
-                    return "", n, line, 'unterminated " quote'
+                    return "", quote_at, quote_line, 'unterminated " quote'
                 c = text[i]
                 if c == '"':
                     i += 1
@@ -137,7 +156,7 @@ def _read_word(text, i, line):
                     i += 2
                     continue
                 if c in "$`":
-                    return "", i, line, _expansion_problem(c)
+                    problem = problem or _expansion_problem(c)
                 if c == "\n":
                     line += 1
                 out.append(c)
@@ -152,13 +171,15 @@ def _read_word(text, i, line):
                 out.append(text[i + 1])
             i += 2
         elif c in "$`":
-            return "", i, line, _expansion_problem(c)
+            problem = problem or _expansion_problem(c)
+            out.append(c)
+            i += 1
         elif c in "|&<>()":
-            return "", i, line, f"{c!r} is shell syntax, not data; quote the value"
+            return "", i, line, problem or f"{c!r} is shell syntax, not data; quote the value"
         else:
             out.append(c)
             i += 1
-    return "".join(out), i, line, None
+    return "".join(out), i, line, problem
 
 
 def _expansion_problem(c):
@@ -213,11 +234,12 @@ def onoff(text):
 
 
 def integer(lo=None, hi=None):
+    """A decimal whole number (leading zeros allowed) from lo to hi."""
     def conv(text):
-        try:
-            v = int(text, 0)
-        except ValueError:
-            raise ValueError(_range_text("a whole number", lo, hi)) from None
+        # int(text, 0) would refuse 050 and take 0x10 or 1_0; an operator writes decimal.
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError(_range_text("a whole number", lo, hi))
+        v = int(text, 10)
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ValueError(_range_text("a whole number", lo, hi))
         return v
@@ -225,17 +247,22 @@ def integer(lo=None, hi=None):
 
 
 def seconds(lo=0.0, hi=None, allow_zero=False):
+    """A number of seconds above lo (from lo with allow_zero), at most hi."""
+    what = "a number of seconds (decimals allowed)"
+    if allow_zero:
+        expects = f"must be {what} from {lo:g} to {hi:g}" if hi is not None \
+            else f"must be {what}, at least {lo:g}"
+    else:
+        expects = f"must be {what} above {lo:g}" + (f", at most {hi:g}" if hi is not None else "")
+
     def conv(text):
         try:
             v = float(text)
         except ValueError:
             v = None
-        if v is None or v != v or v in (float("inf"), float("-inf")) \
-                or v < lo or (v == 0 and not allow_zero) or (hi is not None and v > hi):
-            what = "a number of seconds (decimals allowed)"
-            if hi is not None:
-                raise ValueError(f"must be {what} from {lo if allow_zero else 'above ' + str(lo)} to {hi}")
-            raise ValueError(f"must be {what}, {'at least' if allow_zero else 'above'} {lo:g}")
+        if v is None or not math.isfinite(v) or v < lo or (v == lo and not allow_zero) \
+                or (hi is not None and v > hi):
+            raise ValueError(expects)
         return v
     return conv
 
@@ -253,13 +280,19 @@ def port(text):
 
 
 def hexint(lo=0, hi=0xFFFF):
+    """A number written in hex (0x0a8a) or decimal, from lo to hi."""
+    width = 2 + 2 * ((len(f"{hi:x}") + 1) // 2)
+    expects = f"must be a number from {lo:#0{width}x} to {hi:#0{width}x} (hex as 0x...)"
+
     def conv(text):
-        try:
-            v = int(text, 0)
-        except ValueError:
+        if re.fullmatch(r"0[xX][0-9A-Fa-f]+", text):
+            v = int(text, 16)
+        elif re.fullmatch(r"[0-9]+", text):
+            v = int(text, 10)
+        else:
             v = None
         if v is None or not lo <= v <= hi:
-            raise ValueError(f"must be a number from {lo:#06x} to {hi:#06x} (hex as 0x...)")
+            raise ValueError(expects)
         return v
     return conv
 
@@ -324,10 +357,8 @@ def hosts(text):
 
 
 def ip_with_prefix(text):
-    """ADDR or ADDR/PREFIX; returns ipaddress.ip_interface (prefix kept as given).
-
-    Without a prefix the interface's own is used; the value carries
-    .explicit_prefix = False then (see Config.cluster_prefix)."""
+    """ADDR or ADDR/PREFIX; returns a ClusterIP (prefix None when not given:
+    the interface's own prefix is used then)."""
     addr, slash, pfx = text.partition("/")
     try:
         ip = ipaddress.ip_address(addr)
@@ -335,7 +366,7 @@ def ip_with_prefix(text):
         raise ValueError("must be an IP address with an optional /prefix") from None
     bits = ip.max_prefixlen
     if slash:
-        if not pfx.isdigit() or not 1 <= int(pfx) <= bits:
+        if not re.fullmatch(r"[0-9]{1,3}", pfx) or not 1 <= int(pfx) <= bits:
             raise ValueError(f"must be an IP address with an optional /prefix (1 to {bits})")
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
         raise ValueError("must be a unicast address that hosts can reach")
@@ -381,9 +412,16 @@ def devices(text):
 
 
 def sipuri(text):
-    m = re.fullmatch(r"(?:sips?:)?(?:[^@;]+@)?(\[[0-9A-Fa-f:.]+\]|[^:;\[\]]+)(?::(\d+))?(?:;.*)?", text)
+    m = re.fullmatch(r"(?:sips?:)?(?:[^@;\s]+@)?(\[[0-9A-Fa-f:.]+\]|[^:;\[\]\s]+)(?::([0-9]{1,5}))?(?:;\S*)?",
+                     text)
     if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 65535):
         raise ValueError("must be a SIP URI such as sip:192.0.2.10:5060")
+    return text
+
+
+def procname(text):
+    if not re.fullmatch(r"[^/\s]{1,15}", text):
+        raise ValueError("must be a process name (1 to 15 characters, no / or spaces)")
     return text
 
 
@@ -454,7 +492,7 @@ S = "asterisk"
 _key(S, "ASTSTART", command, "/etc/init.d/asterisk start", "command that starts Asterisk")
 _key(S, "ASTSTOP", command, "/etc/init.d/asterisk stop", "command that stops Asterisk")
 _key(S, "ASTSTOPTIMEOUT", seconds(0, 600), "10", "seconds to wait for Asterisk to stop before it is killed")
-_key(S, "ASTPROC", lambda text: _procname(text), "asterisk", "Asterisk's process name")
+_key(S, "ASTPROC", procname, "asterisk", "Asterisk's process name")
 _key(S, "ASTPIDFILE", abspath, "/var/run/asterisk/asterisk.pid", "Asterisk's pid file")
 _key(S, "ASTBIN", abspath, "/usr/sbin/asterisk", "Asterisk binary used for `asterisk -rx`")
 _key(S, "ATTEMPTRESTART", yesno, "NO", "YES: restart a dead Asterisk before failing over")
@@ -494,12 +532,6 @@ _key(S, "RHINOTIMEOUT", seconds(0.0, 10), "0.3", "seconds one command to the car
 del S
 
 
-def _procname(text):
-    if not re.fullmatch(r"[^/\s]{1,15}", text):
-        raise ValueError("must be a process name (1 to 15 characters, no / or spaces)")
-    return text
-
-
 # ---------------------------------------------------------------------------
 # Loading.
 
@@ -513,6 +545,8 @@ class Config:
         self.warnings = warnings
 
     def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)      # copy and pickle look for these before __init__
         try:
             return self._values[name]
         except KeyError:
@@ -522,10 +556,11 @@ class Config:
         return self._values[name]
 
     def line_of(self, key):
-        """Line the key was set on, or None when it has its default."""
-        return self._lines.get(key)
+        """Line the key was set on, or None (its default, or an override)."""
+        return self._lines.get(key) or None
 
     def is_set(self, key):
+        """True when the file or an override gave the key a value."""
         return key in self._lines
 
     def items(self):
@@ -579,20 +614,27 @@ def load(path=DEFAULT_PATH, overrides=None):
     overrides maps keys to text values that take the place of the file's
     (for tests and command-line options); they are validated the same way."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file (every asha tool needs it; "
                            f"see asha.conf(5) and asha.conf.example)"]) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except OSError as e:
         raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
-    return loads(text, path, overrides)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset "
+                           f"{e.start}); save the file as UTF-8"]) from None
+    # Bytes as they are: CRLF line ends are read as blanks before the newline,
+    # and a value keeps exactly what its quotes hold. A BOM is an editor's mark.
+    return loads(text.removeprefix("\ufeff"), path, overrides)
 
 
 def loads(text, path="<string>", overrides=None):
-    assignments, errors = parse_text(text, path)
+    """load() for text already read; path only names it in messages."""
+    assignments, errors, broken = _parse(text, path)
     warnings = []
     raw, lines = {}, {}
     for a in assignments:
@@ -609,11 +651,14 @@ def loads(text, path="<string>", overrides=None):
         if k not in KEYS:
             raise ValueError(f"unknown key {k}")
         raw[k] = v
-        lines.setdefault(k, 0)
+        lines[k] = 0            # an override has no line in the file
+        broken.discard(k)
 
     values = {}
     for key in KEYS.values():
         where = f"{path}:{lines[key.name]}" if lines.get(key.name) else path
+        if key.name in broken and key.name not in raw:
+            continue            # its line is already reported; a default would mislead
         if key.name in raw:
             text_value = raw[key.name]
         elif key.required:
@@ -631,7 +676,7 @@ def loads(text, path="<string>", overrides=None):
     errors.extend(_check_rules(values, lines, path))
     if errors:
         raise ConfigError(_sorted_by_line(errors), warnings)
-    return Config(path, values, {k: v for k, v in lines.items() if v}, warnings)
+    return Config(path, values, lines, warnings)
 
 
 def _sorted_by_line(errors):

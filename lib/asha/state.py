@@ -26,6 +26,9 @@ def write(filename, values):
     """Replace filename with KEY=value lines for the mapping values."""
     directory = os.path.dirname(os.path.abspath(filename))
     os.makedirs(directory, exist_ok=True)
+    for k in values:
+        if not config.is_key_name(k):
+            raise ValueError(f"{filename}: {k!r} is not a KEY name")
     text = "".join(f"{k}={config.quote(v)}\n" for k, v in values.items())
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(filename) + ".", dir=directory)
     try:
@@ -51,7 +54,8 @@ def write(filename, values):
 def read(filename):
     """The mapping in filename; {} when there is none. Values are strings."""
     try:
-        with open(filename, encoding="utf-8") as f:
+        # newline="": a value holds exactly what was written, \r included.
+        with open(filename, encoding="utf-8", newline="") as f:
             text = f.read()
     except FileNotFoundError:
         return {}
@@ -62,9 +66,16 @@ def read(filename):
 
 
 def pid_alive(pid):
+    """True when a process with this pid exists; False for no pid ("", "0")."""
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False            # kill(0) and kill(-n) would ask about process groups
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except PermissionError:
         return True
