@@ -1,6 +1,8 @@
 """What every asha executable does around its own work: parse the command line
 with docopt, load the configuration, log, and turn errors into exit statuses."""
 
+import ast
+import re
 import sys
 
 from docopt import DocoptExit, docopt
@@ -16,7 +18,7 @@ def main(tool, doc, run, argv=None):
     try:
         args = docopt(doc, argv, version=f"{tool} {__version__}")
     except DocoptExit as e:
-        print(str(e).strip() or doc.strip(), file=sys.stderr)
+        print(usage_message(tool, str(e), doc) or doc.strip(), file=sys.stderr)
         return exits.USAGE
     try:
         status = run(args)
@@ -32,6 +34,41 @@ def main(tool, doc, run, argv=None):
         return e.status
     except KeyboardInterrupt:
         return 130
+
+
+def usage_message(tool, text, doc=""):
+    """docopt's complaint as one line naming the tool, then the usage.
+
+    docopt-ng words a stray argument as `Warning: found unmatched (duplicate?)
+    arguments [Argument(None, 'x')]`, listing the good options of the line as
+    well; a person should read `unexpected argument: x`."""
+    first, _, rest = text.strip().partition("\n")
+    if not first or first.startswith("Usage:"):
+        return text.strip()
+    m = re.fullmatch(r"Warning: found unmatched \(duplicate\?\) arguments (\[.*\])", first)
+    if m:
+        words = [w for w in _pattern_words(m.group(1))
+                 if not (w.startswith("-") and re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", doc))]
+        first = f"unexpected argument{'s' if len(words) > 1 else ''}: {' '.join(words)}" \
+            if words else "unexpected arguments"
+    return f"{tool}: {first}\n{rest}".strip()
+
+
+def _pattern_words(reprs):
+    """['x', '--force'] from docopt's "[Argument(None, 'x'), Option(None, '--force', 0, True)]"."""
+    try:
+        items = ast.literal_eval(re.sub(r"\b(Argument|Option|Command)\(", r"('\1', ", reprs))
+    except (ValueError, SyntaxError):
+        return []
+    words = []
+    for kind, *fields in items:
+        if kind == "Option":
+            words.append(fields[1] or fields[0])
+        elif kind == "Argument":
+            words.extend(fields[1] if isinstance(fields[1], list) else [str(fields[1])])
+        else:
+            words.append(str(fields[0]))
+    return words
 
 
 def load_config(args, tool, overrides=None):

@@ -687,31 +687,35 @@ def _sorted_by_line(errors):
 
 
 def _check_rules(v, lines, path):
-    """Rules across keys; each error names the line of the key that breaks it."""
+    """Rules across keys; each error names the line of the key that breaks it,
+    or, when that one has its default, the line of the other key involved."""
     out = []
 
-    def where(key):
-        return f"{path}:{lines[key]}" if lines.get(key) else path
+    def where(*keys):
+        for key in keys:
+            if lines.get(key):
+                return f"{path}:{lines[key]}"
+        return path
 
     def have(*keys):
         return all(k in v for k in keys)
 
     if have("HBKEEPALIVE", "HBWARNTIME") and not v["HBWARNTIME"] > v["HBKEEPALIVE"]:
-        out.append(f"{where('HBWARNTIME')}: HBWARNTIME must be above HBKEEPALIVE "
+        out.append(f"{where('HBWARNTIME', 'HBKEEPALIVE')}: HBWARNTIME must be above HBKEEPALIVE "
                    f"({v['HBKEEPALIVE']:g}), not {v['HBWARNTIME']:g}")
     if have("HBKEEPALIVE", "HBWARNTIME", "HBDEADTIME") and \
             not v["HBDEADTIME"] > max(v["HBKEEPALIVE"], v["HBWARNTIME"]):
-        out.append(f"{where('HBDEADTIME')}: HBDEADTIME must be above HBKEEPALIVE "
+        out.append(f"{where('HBDEADTIME', 'HBWARNTIME', 'HBKEEPALIVE')}: HBDEADTIME must be above HBKEEPALIVE "
                    f"({v['HBKEEPALIVE']:g}) and HBWARNTIME ({v['HBWARNTIME']:g}), "
                    f"not {v['HBDEADTIME']:g}")
     if have("HBDEADTIME", "HBINITDEAD") and v["HBINITDEAD"] < v["HBDEADTIME"]:
-        out.append(f"{where('HBINITDEAD')}: HBINITDEAD must be at least HBDEADTIME "
+        out.append(f"{where('HBINITDEAD', 'HBDEADTIME')}: HBINITDEAD must be at least HBDEADTIME "
                    f"({v['HBDEADTIME']:g}), not {v['HBINITDEAD']:g}")
     if have("HAPRINODE", "HASECNODE") and v["HAPRINODE"].lower() == v["HASECNODE"].lower():
-        out.append(f"{where('HASECNODE')}: HASECNODE must differ from HAPRINODE, "
+        out.append(f"{where('HASECNODE', 'HAPRINODE')}: HASECNODE must differ from HAPRINODE, "
                    f"not {v['HASECNODE']!r}")
     if have("HAPRIADDR", "HASECADDR") and v["HAPRIADDR"] and v["HAPRIADDR"] == v["HASECADDR"]:
-        out.append(f"{where('HASECADDR')}: HASECADDR must differ from HAPRIADDR, "
+        out.append(f"{where('HASECADDR', 'HAPRIADDR')}: HASECADDR must differ from HAPRIADDR, "
                    f"not {v['HASECADDR']!r}")
     if "HACLUSTERIP" in v:
         vip = str(v["HACLUSTERIP"].ip)
@@ -720,11 +724,11 @@ def _check_rules(v, lines, path):
                 out.append(f"{where(k)}: {k} must be the node's own address, "
                            f"not the cluster IP {vip!r}")
     if have("WDHANGTIMEOUT", "WDHANGINTERVAL") and v["WDHANGTIMEOUT"] > v["WDHANGINTERVAL"]:
-        out.append(f"{where('WDHANGTIMEOUT')}: WDHANGTIMEOUT must be at most WDHANGINTERVAL "
+        out.append(f"{where('WDHANGTIMEOUT', 'WDHANGINTERVAL')}: WDHANGTIMEOUT must be at most WDHANGINTERVAL "
                    f"({v['WDHANGINTERVAL']:g}), not {v['WDHANGTIMEOUT']:g}")
     if have("RHINOSPF", "RHINODRIVER", "RHINOSERIAL") and v["RHINOSPF"] \
             and v["RHINODRIVER"] == "serial" and not v["RHINOSERIAL"]:
-        out.append(f"{where('RHINODRIVER')}: RHINODRIVER=serial needs RHINOSERIAL, the serial port "
+        out.append(f"{where('RHINODRIVER', 'RHINOSPF')}: RHINODRIVER=serial needs RHINOSERIAL, the serial port "
                    f"of the relay")
     if have("RHINONODE", "HAPRINODE", "HASECNODE") and v["RHINONODE"] \
             and v["RHINONODE"] not in (v["HAPRINODE"], v["HASECNODE"]):
