@@ -117,6 +117,6 @@ def test_lock_is_not_inherited_by_programs_the_holder_runs(tmp_path):
     # A holder that runs a long command (rsync, ASTSTART) must not lend it the lock.
     path = str(tmp_path / "x.lock")
     with Lock(path) as held:
-        p = subprocess.run(["ls", "-l", f"/proc/self/fd/"], capture_output=True, text=True, check=True)
+        p = subprocess.run(["ls", "-l", "/proc/self/fd/"], capture_output=True, text=True, check=True)
         assert path not in p.stdout
         assert held.fd is not None
