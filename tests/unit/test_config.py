@@ -390,17 +390,17 @@ def test_rule_across_keys(lines, message):
 def test_rules_that_hold():
     cfg = config.loads(MINIMAL + "HBKEEPALIVE=0.1\nHBWARNTIME=0.2\nHBDEADTIME=0.25\n"
                        "HBINITDEAD=0.25\nWDHANGTIMEOUT=0.4\nRHINOSPF=YES\nRHINODRIVER=serial\n"
-                       "RHINOSERIAL=/dev/ttyS1\nRHINONODE=pbx2\nRHINOSPF=NO\n"
+                       "RHINOSERIAL=/dev/ttyS1\nRHINONODE=pbx2\n"
                        "HAPRIADDR=192.0.2.1\nHASECADDR=192.0.2.2\n")
-    assert cfg.HBDEADTIME == 0.25 and cfg.RHINOSERIAL == "/dev/ttyS1"
+    assert cfg.HBDEADTIME == 0.25 and cfg.RHINOSERIAL == "/dev/ttyS1" and cfg.warnings == []
 
 
 def test_a_rule_is_not_checked_on_a_value_that_is_already_wrong():
-    assert errors_of(MINIMAL + "HBKEEPALIVE=fast\nHASECNODE=pbx_1\n") == [
+    text = "HACLUSTERIP=192.168.1.100/24\nHAPRINODE=pbx1\nHASECNODE=pbx_1\nHBKEEPALIVE=fast\n"
+    assert errors_of(text) == [
+        f"{CONF}:3: HASECNODE must be a node name as `uname -n` prints it, not 'pbx_1'",
         f"{CONF}:4: HBKEEPALIVE must be a number of seconds (decimals allowed) above 0, not 'fast'",
-        f"{CONF}:5: HASECNODE must be a node name as `uname -n` prints it, not 'pbx_1'",
     ]
-    # HASECNODE is set twice above: the last value counts, as in sh
 
 
 # ---------------------------------------------------------------------------
