@@ -1,0 +1,34 @@
+"""The first process of a lab node, run as
+`ip netns exec NS unshare --uts --mount --propagation private -- python holder.py NAME DIR READY DISK...`.
+
+It gives the node its hostname and private filesystems (an overlay over each
+DISK path whose upper layer lives in DIR, so it survives a power cut, and a
+fresh tmpfs on /run), says so by creating READY, and then waits to be killed:
+its namespaces live as long as it does."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+
+def main(name, nodedir, ready, *disk):
+    socket.sethostname(name)
+    for path in disk:
+        up = os.path.join(nodedir, "up" + path)
+        work = os.path.join(nodedir, "work" + path)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={path},upperdir={up},workdir={work}", path], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
+    for d in ("/run/sshd", "/run/asterisk", "/run/lock"):
+        os.makedirs(d, exist_ok=True)
+    with open(ready, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
