@@ -10,3 +10,16 @@ LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LAB_DIR)
 STANDIN_ASTERISK = os.path.join(LAB_DIR, "bin", "asterisk")
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+SIPPROBE = os.path.join(LAB_DIR, "asha_lab", "sipprobe.py")
+
+
+def sip_options(node, addr, port=5060, timeout=1.0, wait=0.0):
+    """From node, one SIP OPTIONS to addr (or keep asking for wait seconds):
+    (status line, source address, seconds) of the answer, or None."""
+    import sys
+    p = node.run([sys.executable, SIPPROBE, addr, str(port), "--timeout", str(timeout),
+                  "--wait", str(wait)], check=False, timeout=max(timeout, wait) + 10)
+    if p.returncode != 0:
+        return None
+    words = p.stdout.split()
+    return " ".join(words[:words.index("from")]), words[words.index("from") + 1], float(words[-1])

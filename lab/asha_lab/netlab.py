@@ -144,9 +144,34 @@ class Node:
 
     # -- files as the node sees them ---------------------------------------
     def _host_path(self, path):
+        """The host's name for path inside the node: /proc/PID/root, with the
+        node's symlinks (such as /var/run -> /run) resolved inside the node."""
         if not os.path.isabs(path):
             raise ValueError(f"{path}: give an absolute path")
-        return f"/proc/{self.holder.pid}/root{path}"
+        root = f"/proc/{self.holder.pid}/root"
+        todo = [p for p in path.split("/") if p]
+        done = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            here = root + "/" + "/".join(done + [part])
+            if todo and os.path.islink(here):      # the last part may itself be a link: leave it
+                hops += 1
+                if hops > 40:
+                    raise OSError(f"{path}: too many levels of symbolic links in {self.name}")
+                target = os.readlink(here)
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+                continue
+            done.append(part)
+        return root + "/" + "/".join(done)
 
     def read_file(self, path):
         self._enter()
