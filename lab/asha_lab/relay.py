@@ -4,7 +4,8 @@ JITTER_MS DURATION MAX_FRAMES`.
 
 Every frame read on one side is dropped with probability LOSS % or sent on the
 other side DELAY_MS +- JITTER_MS later. It stops by itself after DURATION
-seconds or MAX_FRAMES frames and then gives PORT back to the bridge br0."""
+seconds or MAX_FRAMES frames and then gives PORT back to the bridge br0
+and deletes INNER with its pair."""
 
 import heapq
 import os
@@ -70,6 +71,9 @@ def main(port, inner, loss, delay_ms, jitter_ms, duration, max_frames):
     finally:
         for s in socks.values():
             s.close()
+        # Give the port back, and delete the relay's own veth pair so that the
+        # bridge forgets the MACs it learnt there.
+        subprocess.run(["ip", "link", "del", inner], check=False)
         subprocess.run(["ip", "link", "set", port, "master", "br0", "promisc", "off"], check=False)
 
 
