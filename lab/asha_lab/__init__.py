@@ -23,3 +23,14 @@ def sip_options(node, addr, port=5060, timeout=1.0, wait=0.0):
         return None
     words = p.stdout.split()
     return " ".join(words[:words.index("from")]), words[words.index("from") + 1], float(words[-1])
+
+
+def asha(tool, *args):
+    """argv that runs bin/<tool> of this checkout with the running Python (the venv's)."""
+    import sys
+    return [sys.executable, os.path.join(REPO, "bin", tool), *args]
+
+
+def write_config(node, text, path="/etc/asha.conf"):
+    node.write_file(path, text)
+    return path

@@ -23,18 +23,18 @@ RELAY = os.path.join(HERE, "relay.py")
 PREFIX_BASE = "asl"
 _PREFIX_RE = re.compile(rf"^({PREFIX_BASE}-(\d+)-[0-9a-f]{{4}})-")
 
-SUBNET = "192.0.2.0/24"          # TEST-NET-1: documentation addresses, never routed
-SUBNET6 = "2001:db8::/64"
-CLUSTER_IP = "192.0.2.100"
-CLUSTER_IP6 = "2001:db8::100"
-GATEWAY = "192.0.2.254"
-GATEWAY6 = "2001:db8::fe"
+SUBNET = "198.51.100.0/24"          # TEST-NET-2: documentation addresses, never routed
+SUBNET6 = "2001:db8:a5a::/64"
+CLUSTER_IP = "198.51.100.100"
+CLUSTER_IP6 = "2001:db8:a5a::100"
+GATEWAY = "198.51.100.254"
+GATEWAY6 = "2001:db8:a5a::fe"
 
 # name, short id, IPv4, IPv6 host part, MAC
 NODES = (
-    ("asha-a", "a", "192.0.2.1", "2001:db8::1", "02:00:00:00:00:0a"),
-    ("asha-b", "b", "192.0.2.2", "2001:db8::2", "02:00:00:00:00:0b"),
-    ("asha-c", "c", "192.0.2.10", "2001:db8::10", "02:00:00:00:00:0c"),
+    ("asha-a", "a", "198.51.100.1", "2001:db8:a5a::1", "02:00:00:00:00:0a"),
+    ("asha-b", "b", "198.51.100.2", "2001:db8:a5a::2", "02:00:00:00:00:0b"),
+    ("asha-c", "c", "198.51.100.10", "2001:db8:a5a::10", "02:00:00:00:00:0c"),
 )
 # What a node keeps on its own "disk" (overlays that survive power_off) and what it loses.
 DISK = ("/etc", "/var", "/opt", "/root")
