@@ -203,7 +203,7 @@ def test_every_executable_warns_about_an_unknown_key_and_goes_on(tmp_path):
     text = text.replace("HASECNODE=pbx2", "HASECNODE=asha-test-peer")
     text += (f"HAPRIADDR=127.0.0.1\nHASECADDR=127.0.0.2\nHASYNCH=LOOSE\nASHARUNDIR={run}\n"
              f"HBAUTHKEY={authkey}\nASTSTART=/bin/true\nASTSTOP=/bin/true\nASTBIN=/bin/false\n"
-             f"ASTPIDFILE={tmp_path}/asterisk.pid\nASTHANGCHECK=OFF\nRHINOSPF=NO\n")
+             f"ASTPIDFILE={tmp_path}/asterisk.pid\nASTHANGCHECK=OFF\nRHINOSPF=NO\nHAINTERFACE=lo\n")
     conf = tmp_path / "asha.conf"
     conf.write_text(text)
     warning = f"{conf}:5: unknown key HASYNC (did you mean HASYNCH?), ignored"
