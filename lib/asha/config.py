@@ -518,17 +518,18 @@ S = "rhino"
 _key(S, "RHINOSPF", yesno, "NO", "YES: a Rhino PRI failover card (or a relay) is installed")
 _key(S, "RHINONODE", optional(nodename), "", "node the card is attached to; empty: the primary")
 _key(S, "RHINODRIVER", enum("rhino", "hidrelay", "serial"), "rhino", "how the card is driven")
-_key(S, "RHINOVENDOR", hexint(), "0x0a8a", "USB vendor id of the card (rhino driver)")
-_key(S, "RHINOPRODUCT", hexint(), "0x0501", "USB product id of the card (rhino driver)")
+_key(S, "RHINOVENDOR", hexint(), "0x0a8a", "USB vendor id of the card (rhino driver; a placeholder: take it from the vendor's sheet)")
+_key(S, "RHINOPRODUCT", hexint(), "0x0501", "USB product id of the card (rhino driver; a placeholder: take it from the vendor's sheet)")
 _key(S, "RHINOREQTYPE", hexint(0, 0xFF), "0x40", "bmRequestType of the switch request (rhino driver)")
 _key(S, "RHINOREQUEST", hexint(0, 0xFF), "0x01", "bRequest of the switch request (rhino driver)")
 _key(S, "RHINOVALPRIMARY", hexint(), "0x0001", "wValue that bridges IN-NO, the PRI to the primary (rhino driver)")
 _key(S, "RHINOVALSTANDBY", hexint(), "0x0000", "wValue that bridges IN-NC, the PRI to the standby (rhino driver)")
 _key(S, "RHINOGETREQUEST", hexint(0, 0xFF), "0x02", "bRequest that reads the relay state back (rhino driver)")
+_key(S, "RHINOREADBACK", yesno, "YES", "YES: the card answers RHINOGETREQUEST with the wValue it is at; NO: it cannot be read back (rhino driver)")
 _key(S, "RHINORELAY", integer(1, 8), "1", "relay number on a USB HID relay board (hidrelay driver)")
 _key(S, "RHINOSERIAL", optional(abspath), "", "serial port whose control line drives the relay (serial driver)")
 _key(S, "RHINOLINE", enum("DTR", "RTS"), "DTR", "control line that drives the relay (serial driver)")
-_key(S, "RHINOTIMEOUT", seconds(0.0, 10), "0.3", "seconds one command to the card may take before it is retried")
+_key(S, "RHINOTIMEOUT", seconds(0.0, 1), "0.3", "seconds one command to the card may take before it is retried (all tries together: 1 s)")
 del S
 
 

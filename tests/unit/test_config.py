@@ -454,7 +454,8 @@ def _cases(conv):
             msg = f"{what} from 0 to {hi:g}" if hi is not None else f"{what}, at least 0"
         else:
             msg = f"{what} above 0" + (f", at most {hi:g}" if hi is not None else "")
-        good = [("0.05", 0.05), ("1e-3", 0.001), ("2", 2.0)]
+        good = [(t, v) for t, v in (("0.05", 0.05), ("1e-3", 0.001), ("2", 2.0))
+                if hi is None or v <= hi]
         bad = [("-1", msg), ("nan", msg), ("inf", msg), ("soon", msg), ("1s", msg), ("", msg)]
         if zero:
             good.append(("0", 0.0))
