@@ -1,33 +1,67 @@
-"""The cluster IP: probe that nobody else holds it, add it, announce it.
+"""The cluster IP (HACLUSTERIP): make sure no other host holds it, add it, and
+announce it so that every phone and switch on the LAN learns the new MAC at once.
 
-Phones reach the PBX through HACLUSTERIP; when it moves, every host on the LAN
-must learn the new MAC at once, so asha-vip announces it itself on a raw packet
-socket (gratuitous ARP requests and replies; IPv6 unsolicited neighbour
-advertisements), and refuses to take an address another host answers for."""
+vip_up, vip_down and vip_status are what asha-hb calls in-process on every
+failover; run() is the asha-vip command line, which also behaves as an OCF
+resource agent (monitor, meta-data, validate-all, OCF_RESKEY_ip/_nic/_config).
+Addresses are added and removed with iproute2's ip; the probe and the
+announcements are raw Ethernet frames (asha.arp)."""
 
 import ipaddress
 import json
 import os
-import select
-import socket
-import struct
 import subprocess
+import sys
 import threading
 import time
+from xml.sax.saxutils import escape
 
-from . import config, exits
+from . import __version__, arp, config, exits
 
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
-BROADCAST = b"\xff" * 6
+TOOL = "asha-vip"
+IP = "ip"                   # iproute2, found in PATH
+IP_TIMEOUT = 10             # seconds; ip answers in milliseconds unless the kernel is stuck
+
+
+# ---------------------------------------------------------------------------
+# Where a value came from, so that a bad one is reported the right way:
+# the command line is a usage error (64), asha.conf or the OCF environment a
+# configuration error (78; OCF: 6).
+
+class Source:
+    def __init__(self, name, kind, where=None):
+        self.name, self.kind, self.where = name, kind, where
+
+    def error(self, text):
+        if self.kind == "cli":
+            return exits.UsageError(f"{self.name} {text}")
+        if self.kind == "env":
+            return exits.AshaError(f"{self.name} {text}", exits.CONFIG)
+        return config.ConfigError([f"{self.where}: {self.name} {text}"])
+
+
+def _conf_source(cfg, key):
+    line = cfg.line_of(key)
+    return Source(key, "conf", f"{cfg.path}:{line}" if line else cfg.path)
 
 
 class Target:
-    """The address asha-vip works on: ip (ipaddress), prefix, dev, and where
-    each came from (for error messages)."""
+    """The address asha-vip works on and the interface that carries it.
 
-    def __init__(self, ip, prefix, dev):
-        self.ip, self.prefix, self.dev = ip, prefix, dev
+    held_prefix: the prefix length it has on dev now, or None when dev does
+    not hold it. mac, link_type, flags: dev's, as `ip -j addr` gives them."""
+
+    def __init__(self, ip, prefix, link, held_prefix=None):
+        self.ip, self.prefix = ip, prefix
+        self.dev = link["ifname"]
+        self.mac = link.get("address")
+        self.link_type = link.get("link_type")
+        self.flags = link.get("flags", [])
+        self.held_prefix = held_prefix
+
+    @property
+    def held(self):
+        return self.held_prefix is not None
 
     @property
     def cidr(self):
@@ -36,349 +70,315 @@ class Target:
     def __str__(self):
         return f"{self.cidr} on {self.dev}"
 
+    def __repr__(self):
+        return f"<Target {self} {'held' if self.held else 'not held'}>"
+
 
 # ---------------------------------------------------------------------------
 # Working out the address and the interface.
 
-def _ip_json(*args):
-    p = subprocess.run(["ip", "-j", *args], capture_output=True, text=True)
+def _ip_run(args):
+    try:
+        return subprocess.run([IP, *args], capture_output=True, text=True, timeout=IP_TIMEOUT)
+    except FileNotFoundError:
+        raise exits.AshaError(f"{IP}: not found in PATH (install iproute2)") from None
+    except subprocess.TimeoutExpired:
+        raise exits.AshaError(f"{IP} {' '.join(args)}: no answer in {IP_TIMEOUT} s") from None
+
+
+def interfaces():
+    """Every interface with its addresses: the list `ip -j addr show` prints."""
+    p = _ip_run(["-j", "addr", "show"])
     if p.returncode != 0:
-        return None
+        raise exits.AshaError(f"{IP} -j addr show: {p.stderr.strip() or f'exit {p.returncode}'}")
     return json.loads(p.stdout or "[]")
 
 
-def _interfaces():
-    return _ip_json("addr", "show") or []
+def _family(ip):
+    return "inet" if ip.version == 4 else "inet6"
 
 
-def resolve(cfg, ip=None, dev=None):
-    """The Target for --ip/--dev (or OCF_RESKEY_ip/_nic), else HACLUSTERIP/HAINTERFACE.
-
-    A bad command-line value raises UsageError (64); a configuration that does
-    not fit this node raises ConfigError (78)."""
-    env_ip, env_dev = os.environ.get("OCF_RESKEY_ip"), os.environ.get("OCF_RESKEY_nic")
-    ip = ip if ip is not None else env_ip
-    dev = dev if dev is not None else env_dev
-
-    def bad(msg, from_cli):
-        if from_cli:
-            return exits.UsageError(msg)
-        return config.ConfigError([f"{cfg.path}: {msg}"])
-
-    if ip is not None:
-        try:
-            cip = config.ip_with_prefix(ip)
-        except ValueError as e:
-            raise exits.UsageError(f"--ip {e}, not {ip!r}") from None
-        ip_from_cli, ip_name = True, "--ip"
-    else:
-        cip, ip_from_cli, ip_name = cfg.HACLUSTERIP, False, "HACLUSTERIP"
-    if dev is not None:
-        try:
-            config.ifname(dev)
-        except ValueError as e:
-            raise exits.UsageError(f"--dev {e}, not {dev!r}") from None
-        dev_from_cli, dev_name = True, "--dev"
-    else:
-        dev, dev_from_cli, dev_name = cfg.HAINTERFACE, False, "HAINTERFACE"
-
-    links = _interfaces()
-    by_name = {link["ifname"]: link for link in links}
-    family = "inet" if cip.version == 4 else "inet6"
-    if dev:
-        if dev not in by_name:
-            raise bad(f"{dev_name} {dev}: no such network interface on this node", dev_from_cli)
-        candidates = [by_name[dev]]
-    else:
-        candidates = links
-    # The interface's own subnet that holds the address gives dev and prefix.
-    match = None
-    for link in candidates:
-        for a in link.get("addr_info", []):
-            if a.get("family") != family or a.get("scope") == "link" \
-                    or a["local"] == str(cip.ip):
-                continue
-            net = ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
-            if cip.ip in net:
-                match = (link["ifname"], a["prefixlen"], net)
-                break
-        if match:
-            break
-    if match is None:
-        if dev and cip.prefix is not None:
-            return Target(cip.ip, cip.prefix, dev)
-        where = f"on {dev}" if dev else "on any interface"
-        raise bad(f"{ip_name} {cip}: no address {where} is in its subnet; "
-                  f"give the prefix and set {'--dev' if ip_from_cli else 'HAINTERFACE'}",
-                  ip_from_cli)
-    ifname, prefix, net = match
-    if cip.prefix is not None and cip.prefix != prefix:
-        raise bad(f"{ip_name} {cip}: prefix /{cip.prefix} does not fit {ifname}'s subnet {net}",
-                  ip_from_cli)
-    return Target(cip.ip, prefix, ifname)
-
-
-# ---------------------------------------------------------------------------
-# Holding the address.
-
-def held(target):
-    data = _ip_json("addr", "show", "dev", target.dev)
-    if not data:
-        return False
-    return any(a.get("local") == str(target.ip) for a in data[0].get("addr_info", []))
-
-
-def _ip(*args):
-    p = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise exits.AshaError(f"ip {' '.join(args)}: {p.stderr.strip()}")
-
-
-def _mac(dev):
-    with open(f"/sys/class/net/{dev}/address") as f:
-        return bytes.fromhex(f.read().strip().replace(":", ""))
-
-
-def mac_text(mac):
-    return ":".join(f"{b:02x}" for b in mac)
-
-
-# ---------------------------------------------------------------------------
-# Packets.
-
-def arp_frame(op, src_mac, src_ip, dst_mac, dst_ip, eth_dst=BROADCAST):
-    """An Ethernet frame carrying an ARP packet for IPv4 over Ethernet."""
-    return (eth_dst + src_mac + struct.pack("!H", ETH_P_ARP) +
-            struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) +
-            src_mac + ipaddress.IPv4Address(src_ip).packed +
-            dst_mac + ipaddress.IPv4Address(dst_ip).packed)
-
-
-def parse_arp(frame):
-    """(op, sender MAC, sender IP, target IP) of an ARP frame, or None."""
-    if len(frame) < 42 or frame[12:14] != b"\x08\x06":
-        return None
-    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
-    if (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4):
-        return None
-    return (op, frame[22:28], ipaddress.IPv4Address(frame[28:32]),
-            ipaddress.IPv4Address(frame[38:42]))
-
-
-def _checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def icmp6_frame(src_mac, dst_mac, src_ip, dst_ip, icmp):
-    """An Ethernet frame with an IPv6 packet (hop limit 255) carrying icmp,
-    whose checksum field (bytes 2-3) is filled in here."""
-    src, dst = ipaddress.IPv6Address(src_ip).packed, ipaddress.IPv6Address(dst_ip).packed
-    pseudo = src + dst + struct.pack("!I3xB", len(icmp), 58)
-    icmp = icmp[:2] + struct.pack("!H", _checksum(pseudo + icmp[:2] + b"\0\0" + icmp[4:])) + icmp[4:]
-    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + src + dst
-    return dst_mac + src_mac + struct.pack("!H", ETH_P_IPV6) + ip6 + icmp
-
-
-def solicited_node(ip):
-    packed = ip.packed
-    return ipaddress.IPv6Address(b"\xff\x02" + b"\0" * 9 + b"\x01\xff" + packed[13:]), \
-        b"\x33\x33\xff" + packed[13:]
-
-
-def neighbour_solicitation(src_mac, target):
-    """A DAD probe: NS from :: to target's solicited-node group, no source option."""
-    group, group_mac = solicited_node(target)
-    icmp = struct.pack("!BBHI", 135, 0, 0, 0) + target.packed
-    return icmp6_frame(src_mac, group_mac, "::", group, icmp)
-
-
-def unsolicited_na(src_mac, target):
-    """An unsolicited NA to all nodes, Override set, with the target link-layer option."""
-    icmp = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + target.packed + \
-        struct.pack("!BB", 2, 1) + src_mac
-    return icmp6_frame(src_mac, b"\x33\x33\x00\x00\x00\x01", target, "ff02::1", icmp)
-
-
-def parse_nd(frame):
-    """(ICMPv6 type, source MAC, target address, source address) of an NS/NA frame, or None."""
-    if len(frame) < 14 + 40 + 24 or frame[12:14] != b"\x86\xdd" or frame[20] != 58:
-        return None
-    kind = frame[54]
-    if kind not in (135, 136):
-        return None
-    return (kind, frame[6:12], ipaddress.IPv6Address(frame[62:78]),
-            ipaddress.IPv6Address(frame[22:38]))
-
-
-def _raw_socket(dev, proto):
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-    s.bind((dev, proto))
-    return s
-
-
-def probe(target, seconds):
-    """MAC of another host that answers for target.ip within seconds, or None."""
-    if seconds <= 0:
-        return None
-    own = _mac(target.dev)
-    v6 = target.ip.version == 6
-    s = _raw_socket(target.dev, ETH_P_IPV6 if v6 else ETH_P_ARP)
-    try:
-        s.setblocking(False)
-        if v6:
-            frame = neighbour_solicitation(own, target.ip)
-        else:
-            frame = arp_frame(1, own, "0.0.0.0", b"\0" * 6, target.ip)
-        start = time.monotonic()
-        end = start + seconds
-        sends = [start, start + seconds / 2]      # two probes across the window
-        while True:
-            now = time.monotonic()
-            if now >= end:
-                return None
-            while sends and sends[0] <= now:
-                sends.pop(0)
-                s.send(frame)
-            wait = min(end, sends[0] if sends else end) - now
-            r, _, _ = select.select([s], [], [], max(wait, 0))
-            if not r:
-                continue
-            while True:
-                try:
-                    data, addr = s.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                if addr[2] == socket.PACKET_OUTGOING:
-                    continue
-                holder = _conflict(data, own, target.ip, v6)
-                if holder:
-                    return holder
-    finally:
-        s.close()
-
-
-def _conflict(data, own, ip, v6):
-    """The MAC in data that claims ip, if data is such a claim by someone else."""
-    if v6:
-        nd = parse_nd(data)
-        if nd and nd[1] != own and nd[2] == ip:
-            # an NA for it, or another host's own DAD probe for it (both want it)
-            return nd[1]
-        return None
-    arp = parse_arp(data)
-    if not arp or arp[1] == own:
-        return None
-    op, mac, sender, target_ip = arp
-    if sender == ip:
-        return mac                                 # someone uses the address
-    if op == 1 and sender == ipaddress.IPv4Address("0.0.0.0") and target_ip == ip:
-        return mac                                 # someone else probes for it right now
+def _held_prefix(link, ip):
+    for a in link.get("addr_info", []):
+        if a.get("family") == _family(ip) and ipaddress.ip_address(a["local"]) == ip:
+            return a["prefixlen"]
     return None
 
 
-def announce(target, rounds, interval, log=None):
-    """Send rounds of gratuitous ARP (request and reply) or unsolicited NA."""
-    own = _mac(target.dev)
-    v6 = target.ip.version == 6
-    s = _raw_socket(target.dev, ETH_P_IPV6 if v6 else ETH_P_ARP)
-    try:
-        if v6:
-            frames = [unsolicited_na(own, target.ip)]
-        else:
-            frames = [arp_frame(1, own, target.ip, b"\0" * 6, target.ip),
-                      arp_frame(2, own, target.ip, BROADCAST, target.ip)]
-        for i in range(rounds):
-            if i:
-                time.sleep(interval)
-            for f in frames:
-                try:
-                    s.send(f)
-                except OSError as e:
-                    if log:
-                        log.warning("announcing %s: %s", target, e.strerror)
-    finally:
-        s.close()
+def resolve(cfg, ip=None, dev=None, ip_from="--ip", dev_from="--dev", ethernet=False):
+    """The Target for ip ("ADDR[/PFX]") and dev, else HACLUSTERIP and HAINTERFACE.
+
+    Without an interface: the one that holds the address now, else the one
+    whose subnet holds it (the longest prefix wins; a tie between two
+    interfaces is an error). Without a prefix: that subnet's. A prefix must be
+    the subnet's own or a host prefix (/32, /128). ip_from/dev_from name where
+    ip and dev came from ("--ip", "OCF_RESKEY_ip"); a bad value raises
+    UsageError for the command line, AshaError(78) for the environment and
+    ConfigError for asha.conf. ethernet=True also requires an Ethernet
+    interface, which start needs to announce the address."""
+    if ip is not None:
+        ip_src = Source(ip_from, "cli" if ip_from.startswith("-") else "env")
+        try:
+            cip = config.ip_with_prefix(ip)
+        except ValueError as e:
+            raise ip_src.error(f"{e}, not {ip!r}") from None
+    else:
+        cip = getattr(cfg, "HACLUSTERIP", None)
+        if cip is None:
+            raise exits.AshaError(f"no cluster IP: {cfg.path} gives no HACLUSTERIP; "
+                                  f"give --ip or OCF_RESKEY_ip", exits.CONFIG)
+        ip_src = _conf_source(cfg, "HACLUSTERIP")
+    if dev is not None:
+        dev_src = Source(dev_from, "cli" if dev_from.startswith("-") else "env")
+        try:
+            config.ifname(dev)
+        except ValueError as e:
+            raise dev_src.error(f"{e}, not {dev!r}") from None
+    else:
+        dev = getattr(cfg, "HAINTERFACE", None)
+        dev_src = _conf_source(cfg, "HAINTERFACE")
+
+    links = interfaces()
+    by_name = {link["ifname"]: link for link in links}
+    if dev:
+        if dev not in by_name:
+            raise dev_src.error(f"{dev}: no such network interface on this node")
+        candidates = [by_name[dev]]
+    else:
+        candidates = links
+    target = _choose(cip, candidates, ip_src, dev_src, dev)
+    if ethernet and target.link_type != "ether":
+        src = dev_src if dev else ip_src
+        raise src.error(f"{dev or cip}: {target.dev} is not an Ethernet interface "
+                        f"(link/{target.link_type}); the address is announced in Ethernet frames")
+    return target
+
+
+def _choose(cip, candidates, ip_src, dev_src, dev):
+    for link in candidates:
+        held = _held_prefix(link, cip.ip)
+        if held is not None:
+            return Target(cip.ip, held, link, held)
+    matches = []
+    for link in candidates:
+        for a in link.get("addr_info", []):
+            if a.get("family") != _family(cip.ip) or a.get("scope") == "link":
+                continue
+            net = ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
+            if cip.ip in net:
+                matches.append((net.prefixlen, link["ifname"], net, link))
+    if not matches:
+        if dev and cip.prefix is not None:
+            # An address of its own subnet on the named interface: the operator said so.
+            return Target(cip.ip, cip.prefix, candidates[0])
+        dev_key = "--dev" if ip_src.kind == "cli" else \
+            "OCF_RESKEY_nic" if ip_src.kind == "env" else "HAINTERFACE"
+        if dev:
+            raise ip_src.error(f"{cip}: no address on {dev} is in its subnet; give the /prefix")
+        need = "set " + dev_key + (" and give the /prefix" if cip.prefix is None else "")
+        raise ip_src.error(f"{cip}: no address on any interface is in its subnet; {need}")
+    longest = max(m[0] for m in matches)
+    best = {m[1]: m for m in matches if m[0] == longest}
+    if len(best) > 1:
+        # (only without an interface: one named interface gives one candidate)
+        names = " and ".join(sorted(best))
+        raise dev_src.error(f"is not set, and {cip.ip} is in a subnet of both {names}; "
+                            f"name the interface")
+    _, ifname, net, link = next(iter(best.values()))
+    if cip.prefix is not None and cip.prefix not in (net.prefixlen, cip.ip.max_prefixlen):
+        raise ip_src.error(f"{cip}: prefix /{cip.prefix} does not fit {ifname}'s subnet {net} "
+                           f"(give /{net.prefixlen}, /{cip.ip.max_prefixlen} or no prefix)")
+    return Target(cip.ip, cip.prefix if cip.prefix is not None else net.prefixlen, link)
 
 
 # ---------------------------------------------------------------------------
-# The library entry points asha-hb and the CLI use.
+# Announcing. The first round goes out before vip_up returns; the others may
+# go on in a thread, which vip_down stops: a node that has let the address go
+# must not keep telling the LAN that it holds it.
 
-def vip_up(cfg, log, ip=None, dev=None, wait_announce=True):
-    """Take the cluster IP: probe, add, announce. Already held: announce again."""
-    target = resolve(cfg, ip, dev)
-    start = time.monotonic()
-    if held(target):
-        log.info("cluster IP %s already held here, announcing it again", target)
+_announcers = {}            # (ip, dev) -> threading.Event that stops the rounds still to come
+_announcers_lock = threading.Lock()
+
+
+def _stop_announcing(target):
+    with _announcers_lock:
+        stop = _announcers.pop((target.ip, target.dev), None)
+    if stop is not None:
+        stop.set()
+
+
+def _announce(target, rounds, interval, wait, log):
+    mac = arp.mac_bytes(target.mac)
+    frames = arp.announcement(mac, target.ip)
+    _stop_announcing(target)
+    try:
+        link = arp.Link(target.dev)
+    except OSError as e:
+        raise exits.AshaError(f"{target.dev}: cannot open a raw packet socket to announce "
+                              f"{target.ip}: {e.strerror}") from None
+    sent = [0]
+
+    def one_round():
+        try:
+            for f in frames:
+                link.send(f)
+            sent[0] += 1
+        except OSError as e:
+            log.warning("announcing %s: %s", target, e.strerror)
+
+    one_round()
+    if rounds <= 1:
+        link.close()
+        return
+    stop = threading.Event()
+    key = (target.ip, target.dev)
+    with _announcers_lock:
+        _announcers[key] = stop
+
+    def the_other_rounds():
+        try:
+            for _ in range(rounds - 1):
+                if stop.wait(interval):
+                    log.info("%s: announcements stopped after %d of %d rounds",
+                             target, sent[0], rounds)
+                    break
+                one_round()
+        finally:
+            link.close()
+            with _announcers_lock:
+                if _announcers.get(key) is stop:
+                    del _announcers[key]
+
+    if wait:
+        the_other_rounds()
     else:
-        holder = probe(target, cfg.VIPPROBETIME)
-        if holder:
-            raise exits.AshaError(f"cluster IP {target.ip} is held by {mac_text(holder)}; "
-                                  f"not taking it")
+        threading.Thread(target=the_other_rounds, name=f"announce {target.ip}", daemon=True).start()
+
+
+def announcing(ip, dev):
+    """True while rounds for ip on dev are still to be sent (in a thread)."""
+    with _announcers_lock:
+        return (ipaddress.ip_address(ip), dev) in _announcers
+
+
+# ---------------------------------------------------------------------------
+# The entry points asha-hb and the command line use.
+
+def vip_up(cfg, log, ip=None, dev=None, wait_announce=True, ip_from="--ip", dev_from="--dev"):
+    """Take the address: probe that nobody answers for it, add it, announce it.
+
+    Already held: announce it again. Someone else answers the probe: raise
+    AshaError (1) naming its MAC, with nothing changed. Returns the Target once
+    the address is added and the first announcement round is out; the other
+    VIPGARPCOUNT-1 rounds, VIPGARPINTERVAL apart, are sent before returning
+    when wait_announce, else by a thread while the caller goes on."""
+    called = time.monotonic()
+    target = resolve(cfg, ip, dev, ip_from, dev_from, ethernet=True)
+    if target.held:
+        log.info("%s already held, announcing it again", target)
+    else:
+        if "UP" not in target.flags:
+            raise exits.AshaError(f"{target.dev} is down; not taking {target.ip}")
+        if "LOWER_UP" not in target.flags:
+            # Nothing could answer the probe, so it would prove nothing; and
+            # the address would be held here unseen until the link returns.
+            raise exits.AshaError(f"{target.dev} has no carrier (link down); "
+                                  f"cannot probe for {target.ip}, not taking it")
+        if cfg.VIPPROBETIME > 0:
+            _refuse_if_claimed(target, cfg.VIPPROBETIME)
         args = ["addr", "add", target.cidr, "dev", target.dev]
         if target.ip.version == 6:
-            args.append("nodad")                  # our own DAD probe has just run
-        _ip(*args)
-        log.info("cluster IP %s added in %.0f ms", target, (time.monotonic() - start) * 1000)
-    rounds, interval = cfg.VIPGARPCOUNT, cfg.VIPGARPINTERVAL
-    announce(target, 1, 0, log)
-    if rounds > 1:
-        def the_other_rounds():
-            time.sleep(interval)
-            announce(target, rounds - 1, interval, log)
-        if wait_announce:
-            the_other_rounds()
-        else:                        # asha-hb goes on with the chain meanwhile
-            threading.Thread(target=the_other_rounds, name="announce", daemon=True).start()
-    log.info("cluster IP %s announced (%d rounds, %g s apart)", target, rounds, interval)
+            args.append("nodad")        # our own DAD probe has just run; usable at once
+        p = _ip_run(args)
+        if p.returncode != 0 and "File exists" not in p.stderr:
+            raise exits.AshaError(f"{IP} {' '.join(args)}: {p.stderr.strip()}")
+        target.held_prefix = target.prefix
+        log.info("%s added %.0f ms after the call", target, (time.monotonic() - called) * 1000)
+    _announce(target, cfg.VIPGARPCOUNT, cfg.VIPGARPINTERVAL, wait_announce, log)
     return target
 
 
-def vip_down(cfg, log, ip=None, dev=None):
-    target = resolve(cfg, ip, dev)
-    if not held(target):
-        log.info("cluster IP %s not held here, nothing to remove", target)
+def _refuse_if_claimed(target, seconds):
+    try:
+        found = arp.probe(target.dev, arp.mac_bytes(target.mac), target.ip, seconds)
+    except OSError as e:
+        raise exits.AshaError(f"{target.dev}: cannot probe for {target.ip} on a raw packet "
+                              f"socket: {e.strerror}") from None
+    if found is None:
+        return
+    what = "ARP probe" if target.ip.version == 4 else "duplicate address detection probe"
+    mac = arp.mac_text(found.mac)
+    if found.probing:
+        raise exits.AshaError(f"{target.ip}: {mac} is probing for it at the same time "
+                              f"on {target.dev}; not taking it")
+    raise exits.AshaError(f"{target.ip} is held by {mac} (it answered the {what} on "
+                          f"{target.dev}); not taking it")
+
+
+def vip_down(cfg, log, ip=None, dev=None, ip_from="--ip", dev_from="--dev"):
+    """Let the address go; not held here is fine. Returns the Target."""
+    target = resolve(cfg, ip, dev, ip_from, dev_from)
+    _stop_announcing(target)
+    if not target.held:
+        log.info("%s not held, nothing to remove", target)
         return target
-    _ip("addr", "del", target.cidr, "dev", target.dev)
-    log.info("cluster IP %s removed", target)
+    held = f"{target.ip}/{target.held_prefix}"
+    p = _ip_run(["addr", "del", held, "dev", target.dev])
+    if p.returncode != 0 and "Cannot assign requested address" not in p.stderr:
+        raise exits.AshaError(f"{IP} addr del {held} dev {target.dev}: {p.stderr.strip()}")
+    target.held_prefix = None
+    log.info("%s removed", target)
     return target
 
 
-def vip_status(cfg, ip=None, dev=None):
-    return held(resolve(cfg, ip, dev))
+def vip_status(cfg, ip=None, dev=None, ip_from="--ip", dev_from="--dev"):
+    """True when this node holds the address."""
+    return resolve(cfg, ip, dev, ip_from, dev_from).held
 
 
-META_DATA = """<?xml version="1.0"?>
+# ---------------------------------------------------------------------------
+# The command line, and the OCF resource agent face of it.
+
+OCF_PARAMETERS = (
+    # name, required, content, short, long
+    ("ip", "0", "string", "Cluster IP",
+     "The address, IPv4 or IPv6, with an optional /prefix (the prefix of the interface's "
+     "subnet when left out). Default: HACLUSTERIP of the configuration file."),
+    ("nic", "0", "string", "Network interface",
+     "The interface that carries the address. Default: HAINTERFACE, else the interface "
+     "whose subnet holds the address."),
+    ("config", "0", "string", "asha configuration file",
+     "Configuration file for VIPPROBETIME, VIPGARPCOUNT and VIPGARPINTERVAL (and the "
+     "defaults of ip and nic). Default: /etc/asha.conf; when that file does not exist, "
+     "the keys' defaults are used and ip is required."),
+)
+
+
+def meta_data():
+    """The OCF resource agent meta-data (ra-api-1.dtd)."""
+    params = "".join(
+        f'<parameter name="{name}" unique="{1 if name == "ip" else 0}" required="{req}">\n'
+        f'<longdesc lang="en">{escape(long)}</longdesc>\n'
+        f'<shortdesc lang="en">{escape(short)}</shortdesc>\n'
+        f'<content type="{kind}" default="{escape(_ocf_default(name))}"/>\n'
+        f'</parameter>\n'
+        for name, req, kind, short, long in OCF_PARAMETERS)
+    return f"""<?xml version="1.0"?>
 <!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">
-<resource-agent name="asha-vip" version="{version}">
+<resource-agent name="{TOOL}" version="{__version__}">
 <version>1.0</version>
 <longdesc lang="en">
-Adds the cluster IP of an asha Asterisk pair to an interface, after probing
-(ARP, or IPv6 duplicate address detection) that no other host holds it, and
-announces it with gratuitous ARP or unsolicited neighbour advertisements so
-that phones and switches learn the new MAC at once.
+Adds the cluster IP of an asha Asterisk pair to an interface after probing
+(ARP probe, IPv6 duplicate address detection) that no other host answers for
+it, and announces it with gratuitous ARP or unsolicited neighbour
+advertisements, so that phones and switches learn the new MAC at once.
 </longdesc>
 <shortdesc lang="en">Cluster IP with probe and announcement</shortdesc>
 <parameters>
-<parameter name="ip" unique="1" required="0">
-<longdesc lang="en">The address, IPv4 or IPv6, with an optional /prefix. Default: HACLUSTERIP of /etc/asha.conf.</longdesc>
-<shortdesc lang="en">Cluster IP</shortdesc>
-<content type="string" default=""/>
-</parameter>
-<parameter name="nic" unique="0" required="0">
-<longdesc lang="en">Interface to add it to. Default: HAINTERFACE, else the interface whose subnet holds the address.</longdesc>
-<shortdesc lang="en">Network interface</shortdesc>
-<content type="string" default=""/>
-</parameter>
-</parameters>
+{params}</parameters>
 <actions>
 <action name="start" timeout="20s"/>
 <action name="stop" timeout="20s"/>
-<action name="status" timeout="20s"/>
 <action name="monitor" timeout="20s" interval="10s" depth="0"/>
 <action name="meta-data" timeout="5s"/>
 <action name="validate-all" timeout="20s"/>
@@ -387,44 +387,70 @@ that phones and switches learn the new MAC at once.
 """
 
 
-# ---------------------------------------------------------------------------
-# The command line.
+def _ocf_default(name):
+    return config.DEFAULT_PATH if name == "config" else ""
 
-def run(args, log_setup):
+
+def _ocf_environment(env):
+    """True when run as an OCF resource agent (the cluster manager sets these)."""
+    return "OCF_ROOT" in env or any(k.startswith("OCF_RESKEY_") for k in env)
+
+
+def _load_config(args, env, ocf):
+    from . import cli
+    given = args.get("--config") or env.get("OCF_RESKEY_config") or None
+    path = given or config.DEFAULT_PATH
+    if ocf and given is None and not os.path.exists(path):
+        # A Pacemaker site need not have asha.conf: the keys' defaults, and
+        # OCF_RESKEY_ip for the address.
+        values = {k.name: k.conv(k.default) for k in config.KEYS.values() if not k.required}
+        return config.Config(path, values, {}, [])
+    return cli.load_config({"--config": path}, TOOL)
+
+
+def run(args, env=None):
     """asha-vip's actions; returns the exit status."""
     from . import cli
+    env = os.environ if env is None else env
     if args["meta-data"]:
-        from . import __version__
-        print(META_DATA.format(version=__version__), end="")
+        print(meta_data(), end="")
         return exits.OK
-    ocf = args["monitor"] or args["validate-all"]
+    action = next(a for a in ("start", "stop", "status", "monitor", "validate-all") if args[a])
+    ocf_env = _ocf_environment(env)
+    ocf = action in ("monitor", "validate-all") or (ocf_env and action in ("start", "stop"))
+    ip, ip_from = args["--ip"], "--ip"
+    if ip is None and env.get("OCF_RESKEY_ip"):
+        ip, ip_from = env["OCF_RESKEY_ip"], "OCF_RESKEY_ip"
+    dev, dev_from = args["--dev"], "--dev"
+    if dev is None and env.get("OCF_RESKEY_nic"):
+        dev, dev_from = env["OCF_RESKEY_nic"], "OCF_RESKEY_nic"
     try:
-        cfg = cli.load_config(args, "asha-vip")
-        log = log_setup(cfg)
-        ip, dev = args["--ip"], args["--dev"]
-        if ocf:
-            target = resolve(cfg, ip, dev)
-            if args["validate-all"]:
-                return exits.OCF_SUCCESS
-            return exits.OCF_SUCCESS if held(target) else exits.OCF_NOT_RUNNING
-        if args["status"]:
-            target = resolve(cfg, ip, dev)
-            up = held(target)
-            print(f"{target}: {'held' if up else 'not held'}")
-            return exits.OK if up else exits.LSB_NOT_RUNNING
-        if args["start"]:
-            vip_up(cfg, log, ip, dev)
-        elif args["stop"]:
-            vip_down(cfg, log, ip, dev)
+        cfg = _load_config(args, env, ocf_env)
+        where = dict(ip=ip, dev=dev, ip_from=ip_from, dev_from=dev_from)
+        if action == "start":
+            log = cli.setup_log(TOOL, cfg, verbose=args["--verbose"])
+            vip_up(cfg, log, wait_announce=True, **where)
+        elif action == "stop":
+            log = cli.setup_log(TOOL, cfg, verbose=args["--verbose"])
+            vip_down(cfg, log, **where)
+        elif action == "status":
+            target = resolve(cfg, **where)
+            print(f"{target}: {'held' if target.held else 'not held'}")
+            return exits.OK if target.held else exits.LSB_NOT_RUNNING
+        elif action == "monitor":
+            return exits.OCF_SUCCESS if resolve(cfg, **where).held else exits.OCF_NOT_RUNNING
+        else:
+            resolve(cfg, ethernet=True, **where)
         return exits.OK
     except config.ConfigError as e:
         if not ocf:
             raise
         for line in e.warnings + e.errors:
-            print(line)
+            print(line, file=sys.stderr)
         return exits.OCF_ERR_CONFIGURED
-    except exits.UsageError as e:
+    except exits.AshaError as e:
         if not ocf:
             raise
-        print(f"asha-vip: {e}")
-        return exits.OCF_ERR_ARGS
+        print(f"{TOOL}: {e}", file=sys.stderr)
+        return {exits.USAGE: exits.OCF_ERR_ARGS,
+                exits.CONFIG: exits.OCF_ERR_CONFIGURED}.get(e.status, e.status)
