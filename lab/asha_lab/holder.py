@@ -1,16 +1,29 @@
 """The first process of a lab node, run as
-`ip netns exec NS unshare --uts --mount --propagation private -- python holder.py NAME DIR READY DISK...`.
+`ip netns exec NS unshare --uts --mount --pid --fork --mount-proc --propagation private --
+python holder.py NAME DIR READY DISK...`.
 
 It gives the node its hostname and private filesystems (an overlay over each
 DISK path whose upper layer lives in DIR, so it survives a power cut, and a
 fresh tmpfs on /run), says so by creating READY, and then waits to be killed:
-its namespaces live as long as it does."""
+its namespaces live as long as it does. It is the node's init (pid 1 of the
+node's pid namespace), so it reaps the orphans of daemons that fork away, and
+when it dies every process of the node dies with it, as at a power cut."""
 
 import os
 import signal
 import socket
 import subprocess
 import sys
+
+
+def reap(*_):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def main(name, nodedir, ready, *disk):
@@ -26,6 +39,7 @@ def main(name, nodedir, ready, *disk):
     with open(ready, "w") as f:
         f.write(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         signal.pause()
 

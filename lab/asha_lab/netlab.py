@@ -110,6 +110,7 @@ class Node:
         self.ns = f"{lab.prefix}-{short}"
         self.dir = os.path.join(lab.dir, short)
         self.holder = None
+        self.init_pid = None
         self._procs = []
         self.powered = False
 
@@ -120,7 +121,7 @@ class Node:
     def _enter(self):
         if not self.powered or self.holder is None:
             raise LabError(f"{self.name} is powered off")
-        return ["nsenter", "-t", str(self.holder.pid), "-n", "-u", "-m", "--"]
+        return ["nsenter", "-t", str(self.init_pid), "-n", "-u", "-m", "-p", "--"]
 
     def _argv(self, cmd):
         return self._enter() + (["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd))
@@ -148,7 +149,7 @@ class Node:
         node's symlinks (such as /var/run -> /run) resolved inside the node."""
         if not os.path.isabs(path):
             raise ValueError(f"{path}: give an absolute path")
-        root = f"/proc/{self.holder.pid}/root"
+        root = f"/proc/{self.init_pid}/root"
         todo = [p for p in path.split("/") if p]
         done = []
         hops = 0
@@ -272,8 +273,9 @@ class Node:
         if os.path.exists(ready):
             os.unlink(ready)
         self.holder = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "unshare", "--uts", "--mount", "--propagation",
-             "private", "--", sys.executable, HOLDER, self.name, self.dir, ready, *DISK],
+            ["ip", "netns", "exec", self.ns, "unshare", "--uts", "--mount", "--pid", "--fork",
+             "--mount-proc", "--propagation", "private", "--",
+             sys.executable, HOLDER, self.name, self.dir, ready, *DISK],
             start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         end = time.monotonic() + 10
@@ -282,6 +284,9 @@ class Node:
                 err = self.holder.stderr.read().decode(errors="replace") if self.holder.poll() is not None else ""
                 raise LabError(f"{self.name}: the node did not boot: {err.strip()}")
             time.sleep(0.01)
+        # unshare --fork: the node's init (pid 1 inside) is unshare's child
+        with open(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children") as f:
+            self.init_pid = int(f.read().split()[0])
         self.powered = True
         self.restore_link()
 

@@ -1,0 +1,202 @@
+"""The paths heartbeats travel: UDP to the peer, and serial lines.
+
+Each path sends whole messages and hands back whole messages; it never raises
+on a network or line fault (it logs the change once), since the daemon must
+go on beating on the other paths. Serial frames are COBS-encoded between zero
+bytes, so noise and a frame cut by a pulled cable cost only that frame."""
+
+import errno
+import ipaddress
+import os
+import socket
+import time
+
+MAX_FRAME = 1024
+
+
+class UDPPath:
+    def __init__(self, local_addr, peer_addr, port, log):
+        self.log = log
+        self.peer = str(ipaddress.ip_address(peer_addr))
+        self.port = port
+        self.name = f"udp:{self.peer}"
+        family = socket.AF_INET6 if ":" in self.peer else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB8)     # EF: beats first
+        self.sock.bind((local_addr or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        self.foreign = 0
+        self._error = None
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def send(self, data):
+        try:
+            self.sock.sendto(data, (self.peer, self.port))
+        except OSError as e:
+            if self._error != e.errno:
+                self._error = e.errno
+                self.log.warning("%s: cannot send: %s", self.name, e.strerror)
+            return
+        if self._error is not None:
+            self._error = None
+            self.log.info("%s: sending again", self.name)
+
+    def recv(self):
+        out = []
+        for _ in range(64):
+            try:
+                data, src = self.sock.recvfrom(MAX_FRAME)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:                  # ICMP errors surface here: nothing to read
+                break
+            if src[0].removeprefix("::ffff:") != self.peer:
+                self.foreign += 1
+                continue
+            out.append(data)
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+def cobs_encode(data):
+    out = bytearray()
+    block = bytearray()
+    for b in data:
+        if b == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out.append(255)
+                out += block
+                block.clear()
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def cobs_decode(data):
+    """Decoded bytes, or None when data is not valid COBS."""
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        end = i + code
+        if code == 0 or end > n:
+            return None
+        block = data[i + 1:end]
+        if 0 in block:
+            return None
+        out += block
+        i = end
+        if code < 255 and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+class SerialPath:
+    def __init__(self, device, baud, log):
+        self.device, self.baud, self.log = device, baud, log
+        self.name = f"serial:{device}"
+        self.port = None
+        self.buf = bytearray()
+        self.dropped = 0                    # garbage and cut frames
+        self._next_open = 0.0
+        self._down_logged = False
+        self.poll_reopen(time.monotonic())
+
+    def _open(self):
+        import serial                       # pyserial
+        port = serial.Serial()
+        port.port, port.baudrate, port.timeout, port.write_timeout = self.device, self.baud, 0, 0
+        port.exclusive = True
+        port.open()
+        self.port = port
+        self.buf.clear()
+
+    def poll_reopen(self, now):
+        if self.port is not None or now < self._next_open:
+            return
+        self._next_open = now + 1.0
+        try:
+            self._open()
+        except Exception as e:              # pyserial raises SerialException/OSError/ValueError
+            if not self._down_logged:
+                self._down_logged = True
+                self.log.warning("%s: cannot open: %s", self.name, _why(e))
+            return
+        if self._down_logged:
+            self.log.info("%s: open again", self.name)
+        self._down_logged = False
+
+    def _fail(self, e):
+        if not self._down_logged:
+            self._down_logged = True
+            self.log.warning("%s: line lost (%s); reopening every second", self.name, _why(e))
+        self.close()
+
+    def fileno(self):
+        return self.port.fileno() if self.port is not None else None
+
+    def send(self, data):
+        if self.port is None:
+            return
+        try:
+            os.write(self.port.fileno(), b"\0" + cobs_encode(data) + b"\0")
+        except BlockingIOError:
+            pass                             # the line is full: this beat is lost, the next one goes
+        except OSError as e:
+            self._fail(e)
+
+    def recv(self):
+        if self.port is None:
+            return []
+        try:
+            chunk = os.read(self.port.fileno(), 4096)
+        except BlockingIOError:
+            return []
+        except OSError as e:
+            self._fail(e)
+            return []
+        if not chunk:                        # hangup: the other end went away
+            self._fail(OSError(errno.EIO, "hangup"))
+            return []
+        self.buf += chunk
+        out = []
+        while True:
+            i = self.buf.find(0)
+            if i < 0:
+                if len(self.buf) > MAX_FRAME * 2:
+                    self.dropped += 1
+                    self.buf.clear()
+                break
+            frame = bytes(self.buf[:i])
+            del self.buf[:i + 1]
+            if not frame:
+                continue
+            decoded = cobs_decode(frame) if len(frame) <= MAX_FRAME + 8 else None
+            if decoded is None:
+                self.dropped += 1
+                continue
+            out.append(decoded)
+        return out
+
+    def close(self):
+        if self.port is not None:
+            try:
+                self.port.close()
+            except Exception:
+                pass
+            self.port = None
+            self._next_open = time.monotonic() + 1.0
+
+
+def _why(e):
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
