@@ -9,6 +9,7 @@ USAGE = 64          # EX_USAGE: bad command line
 CONFIG = 78         # EX_CONFIG: bad configuration
 
 LSB_NOT_RUNNING = 3  # status: the resource is not held / the daemon is not running
+LSB_UNKNOWN = 4      # status: the state cannot be known (LSB "program or service status is unknown")
 
 OCF_SUCCESS = 0
 OCF_ERR_GENERIC = 1
