@@ -18,8 +18,8 @@ from . import (PRIMARY, SERIAL_HANDLERS_ENV, SERIAL_URL_ENV, DeviceError, Driver
 class SerialLine(Driver):
 
     readable = False
-    why_unreadable = ("the serial driver cannot read the line back (opening the port to "
-                      "look would pulse DTR and RTS)")
+    why_unreadable = ("the serial driver cannot read the line back: opening the port to "
+                      "look would pulse DTR and RTS")
 
     def __init__(self, cfg):
         self.port = os.environ.get(SERIAL_URL_ENV) or cfg.RHINOSERIAL
