@@ -220,11 +220,17 @@ def announcement(mac, ip):
 
 class Link:
     """A raw packet socket on one interface. proto: the ethertype to receive
-    (ETH_P_ARP, ETH_P_IPV6), or 0 to only send."""
+    (ETH_P_ARP, ETH_P_IPV6), or 0 to only send.
+
+    Speed: a packet socket made with a protocol starts receiving at once, and
+    binding it to an interface then waits for an RCU grace period (10 ms and
+    more); made with 0 and bound with the protocol, it does not. Closing one
+    waits for a grace period too, so a caller in a hurry sends on the socket it
+    probed with and closes it once the hurry is over."""
 
     def __init__(self, dev, proto=0):
         self.dev = dev
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             self.sock.bind((dev, proto))
             self.sock.setblocking(False)
@@ -263,26 +269,28 @@ class Link:
                     yield data
 
 
-def probe(dev, mac, ip, seconds, probes=2):
-    """Ask for ip on dev for seconds: the first Claim heard, or None.
+def probe_protocol(ip):
+    """The ethertype that answers to a probe for ip arrive in."""
+    return ETH_P_ARP if ipaddress.ip_address(ip).version == 4 else ETH_P_IPV6
+
+
+def probe(link, mac, ip, seconds, probes=2):
+    """Ask for ip on link (a Link receiving probe_protocol(ip)) for seconds:
+    the first Claim heard, or None.
 
     RFC 5227 waits 1-2 s between three probes and 2 s more; a PBX failover has
     half a second in all, and on a LAN an answer comes in under a millisecond.
     So the probe is sent `probes` times spread over `seconds` (a lost frame is
     not the end of it) and the socket listens for the whole time."""
     ip = ipaddress.ip_address(ip)
-    if ip.version == 4:
-        proto, frame = ETH_P_ARP, arp_probe(mac, ip)
-    else:
-        proto, frame = ETH_P_IPV6, dad_probe(mac, ip)
-    with Link(dev, proto) as link:             # listening before the first probe leaves
-        start = time.monotonic()
-        end = start + seconds
-        for n in range(probes):
-            link.send(frame)
-            until = end if n == probes - 1 else start + seconds * (n + 1) / probes
-            for data in link.receive(until):
-                found = claim(data, ip, mac)
-                if found:
-                    return found
+    frame = arp_probe(mac, ip) if ip.version == 4 else dad_probe(mac, ip)
+    start = time.monotonic()
+    end = start + seconds
+    for n in range(probes):
+        link.send(frame)
+        until = end if n == probes - 1 else start + seconds * (n + 1) / probes
+        for data in link.receive(until):
+            found = claim(data, ip, mac)
+            if found:
+                return found
     return None

@@ -207,15 +207,19 @@ def _stop_announcing(target):
         stop.set()
 
 
-def _announce(target, rounds, interval, wait, log):
-    mac = arp.mac_bytes(target.mac)
-    frames = arp.announcement(mac, target.ip)
-    _stop_announcing(target)
+def _open_link(target, proto):
     try:
-        link = arp.Link(target.dev)
+        return arp.Link(target.dev, proto)
     except OSError as e:
-        raise exits.AshaError(f"{target.dev}: cannot open a raw packet socket to announce "
+        raise exits.AshaError(f"{target.dev}: cannot open a raw packet socket for "
                               f"{target.ip}: {e.strerror}") from None
+
+
+def _announce(target, link, rounds, interval, wait, log):
+    """Send the first round on link now, the others interval apart, and close
+    link after the last (in a thread unless wait)."""
+    frames = arp.announcement(arp.mac_bytes(target.mac), target.ip)
+    _stop_announcing(target)
     sent = [0]
 
     def one_round():
@@ -227,13 +231,11 @@ def _announce(target, rounds, interval, wait, log):
             log.warning("announcing %s: %s", target, e.strerror)
 
     one_round()
-    if rounds <= 1:
-        link.close()
-        return
     stop = threading.Event()
     key = (target.ip, target.dev)
-    with _announcers_lock:
-        _announcers[key] = stop
+    if rounds > 1:
+        with _announcers_lock:
+            _announcers[key] = stop
 
     def the_other_rounds():
         try:
@@ -244,7 +246,7 @@ def _announce(target, rounds, interval, wait, log):
                     break
                 one_round()
         finally:
-            link.close()
+            link.close()            # waits for the kernel (RCU): never before the first round
             with _announcers_lock:
                 if _announcers.get(key) is stop:
                     del _announcers[key]
@@ -276,6 +278,7 @@ def vip_up(cfg, log, ip=None, dev=None, wait_announce=True, ip_from="--ip", dev_
     target = resolve(cfg, ip, dev, ip_from, dev_from, ethernet=True)
     if target.held:
         log.info("%s already held, announcing it again", target)
+        link = _open_link(target, 0)
     else:
         if "UP" not in target.flags:
             raise exits.AshaError(f"{target.dev} is down; not taking {target.ip}")
@@ -284,26 +287,32 @@ def vip_up(cfg, log, ip=None, dev=None, wait_announce=True, ip_from="--ip", dev_
             # the address would be held here unseen until the link returns.
             raise exits.AshaError(f"{target.dev} has no carrier (link down); "
                                   f"cannot probe for {target.ip}, not taking it")
-        if cfg.VIPPROBETIME > 0:
-            _refuse_if_claimed(target, cfg.VIPPROBETIME)
-        args = ["addr", "add", target.cidr, "dev", target.dev]
-        if target.ip.version == 6:
-            args.append("nodad")        # our own DAD probe has just run; usable at once
-        p = _ip_run(args)
-        if p.returncode != 0 and "File exists" not in p.stderr:
-            raise exits.AshaError(f"{IP} {' '.join(args)}: {p.stderr.strip()}")
+        probing = cfg.VIPPROBETIME > 0
+        # One socket probes and then announces: opening and closing them costs time.
+        link = _open_link(target, arp.probe_protocol(target.ip) if probing else 0)
+        try:
+            if probing:
+                _refuse_if_claimed(target, link, cfg.VIPPROBETIME)
+            args = ["addr", "add", target.cidr, "dev", target.dev]
+            if target.ip.version == 6:
+                args.append("nodad")        # our own DAD probe has just run; usable at once
+            p = _ip_run(args)
+            if p.returncode != 0 and "File exists" not in p.stderr:
+                raise exits.AshaError(f"{IP} {' '.join(args)}: {p.stderr.strip()}")
+        except BaseException:
+            link.close()
+            raise
         target.held_prefix = target.prefix
         log.info("%s added %.0f ms after the call", target, (time.monotonic() - called) * 1000)
-    _announce(target, cfg.VIPGARPCOUNT, cfg.VIPGARPINTERVAL, wait_announce, log)
+    _announce(target, link, cfg.VIPGARPCOUNT, cfg.VIPGARPINTERVAL, wait_announce, log)
     return target
 
 
-def _refuse_if_claimed(target, seconds):
+def _refuse_if_claimed(target, link, seconds):
     try:
-        found = arp.probe(target.dev, arp.mac_bytes(target.mac), target.ip, seconds)
+        found = arp.probe(link, arp.mac_bytes(target.mac), target.ip, seconds)
     except OSError as e:
-        raise exits.AshaError(f"{target.dev}: cannot probe for {target.ip} on a raw packet "
-                              f"socket: {e.strerror}") from None
+        raise exits.AshaError(f"{target.dev}: cannot probe for {target.ip}: {e.strerror}") from None
     if found is None:
         return
     what = "ARP probe" if target.ip.version == 4 else "duplicate address detection probe"

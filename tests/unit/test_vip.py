@@ -54,7 +54,7 @@ class FakeHost:
 
     def __init__(self, monkeypatch, claim=None):
         self.links = table()
-        self.ip_calls, self.sent, self.probes = [], [], []
+        self.ip_calls, self.sent, self.probes, self.sockets = [], [], [], []
         self.claim = claim
         monkeypatch.setattr(vip, "interfaces", lambda: json.loads(json.dumps(self.links)))
         monkeypatch.setattr(vip, "_ip_run", self.ip_run)
@@ -63,13 +63,15 @@ class FakeHost:
 
         class Link:
             def __init__(self, dev, proto=0):
-                self.dev = dev
+                self.dev, self.proto, self.closed = dev, proto, False
+                host.sockets.append(self)
 
             def send(self, frame):
+                assert not self.closed
                 host.sent.append((time.monotonic(), self.dev, frame))
 
             def close(self):
-                pass
+                self.closed = True
         monkeypatch.setattr(arp, "Link", Link)
 
     def by_name(self, name):
@@ -87,8 +89,8 @@ class FakeHost:
             info[:] = [a for a in info if not (a["local"] == ip and a["prefixlen"] == int(pfx))]
         return subprocess.CompletedProcess(args, 0, "", "")
 
-    def probe(self, dev, mac, ip, seconds):
-        self.probes.append((dev, arp.mac_text(mac), str(ip), seconds))
+    def probe(self, link, mac, ip, seconds):
+        self.probes.append((link.dev, link.proto, arp.mac_text(mac), str(ip), seconds))
         return self.claim
 
     def holds(self, dev, ip):
@@ -221,7 +223,9 @@ def arp_rounds(host):
 def test_up_probes_adds_and_announces(host, log):
     t = vip.vip_up(cfg(), log)
     assert (t.cidr, t.dev, t.held) == ("198.51.100.100/24", "eth0", True)
-    assert host.probes == [("eth0", B_MAC, "198.51.100.100", 0.1)]
+    assert host.probes == [("eth0", arp.ETH_P_ARP, B_MAC, "198.51.100.100", 0.1)]
+    (sock,) = host.sockets                                     # probed and announced on one socket
+    assert sock.closed
     assert host.ip_calls == [["addr", "add", "198.51.100.100/24", "dev", "eth0"]]
     one = [("eth0", arp.ARP_REQUEST, "198.51.100.100", B_MAC), ("eth0", arp.ARP_REPLY, "198.51.100.100", B_MAC)]
     assert arp_rounds(host) == one * 3                         # VIPGARPCOUNT rounds, all sent
@@ -239,6 +243,7 @@ def test_up_refuses_an_address_someone_answers_for(monkeypatch, log):
     assert str(e.value) == ("198.51.100.100 is held by 02:00:00:00:00:0a (it answered the ARP probe "
                             "on eth0); not taking it")
     assert host.ip_calls == [] and host.sent == []
+    assert all(sock.closed for sock in host.sockets)
     assert not vip.vip_status(cfg())
 
 
@@ -294,6 +299,7 @@ def test_up_returns_after_the_first_round_and_the_rest_follow(host, log):
         time.sleep(0.01)
     assert len(host.sent) == 8
     assert all(t > returned for t, _, _ in host.sent[2:])
+    assert host.sockets[0].closed
 
 
 def test_down_stops_the_rounds_still_to_come(host, log):

@@ -160,22 +160,13 @@ def test_claims_on_ipv6():
     assert arp.claim(relayed, VIP6, B) == arp.Claim(A, False)
 
 
-# --- probe(): listens before it asks, asks twice, stops at the first claim ----
+# --- probe(): asks twice across the time, stops at the first claim ----------
 
 class FakeLink:
-    """arp.Link with scripted arrivals: {probe number: [frames]}."""
-    instances = []
+    """arp.Link with scripted arrivals: {number of probes sent: [frames]}."""
 
-    def __init__(self, dev, proto=0, arrivals=None):
-        self.dev, self.proto, self.sent = dev, proto, []
-        self.arrivals = arrivals or {}
-        FakeLink.instances.append(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.closed = True
+    def __init__(self, arrivals=None):
+        self.sent, self.arrivals = [], arrivals or {}
 
     def send(self, frame):
         self.sent.append(frame)
@@ -184,27 +175,23 @@ class FakeLink:
         yield from self.arrivals.get(len(self.sent), [])
 
 
-def fake_links(monkeypatch, arrivals):
-    FakeLink.instances = []
-    monkeypatch.setattr(arp, "Link", lambda dev, proto=0: FakeLink(dev, proto, arrivals))
+def test_probe_protocol():
+    assert (arp.probe_protocol(VIP), arp.probe_protocol(VIP6)) == (arp.ETH_P_ARP, arp.ETH_P_IPV6)
 
 
-def test_probe_asks_twice_and_hears_nothing(monkeypatch):
-    fake_links(monkeypatch, {1: [arp.arp_probe(B, VIP)], 2: [arp.garp_request(C, "198.51.100.10")]})
-    assert arp.probe("eth0", B, VIP, 0.01) is None
-    (link,) = FakeLink.instances
-    assert link.proto == arp.ETH_P_ARP and link.closed
+def test_probe_asks_twice_and_hears_nothing():
+    link = FakeLink({1: [arp.arp_probe(B, VIP)], 2: [arp.garp_request(C, "198.51.100.10")]})
+    assert arp.probe(link, B, VIP, 0.01) is None
     assert link.sent == [arp.arp_probe(B, VIP)] * 2
 
 
-def test_probe_returns_the_first_claim(monkeypatch):
-    fake_links(monkeypatch, {1: [KERNEL_ARP_REPLY]})
-    assert arp.probe("eth0", B, VIP, 0.01) == arp.Claim(A, False)
-    assert len(FakeLink.instances[0].sent) == 1
+def test_probe_returns_the_first_claim():
+    link = FakeLink({1: [KERNEL_ARP_REPLY]})
+    assert arp.probe(link, B, VIP, 0.01) == arp.Claim(A, False)
+    assert len(link.sent) == 1
 
 
-def test_probe_ipv6_uses_dad(monkeypatch):
-    fake_links(monkeypatch, {2: [KERNEL_NA]})
-    assert arp.probe("eth0", B, VIP6, 0.01) == arp.Claim(A, False)
-    link = FakeLink.instances[0]
-    assert link.proto == arp.ETH_P_IPV6 and link.sent == [arp.dad_probe(B, VIP6)] * 2
+def test_probe_ipv6_uses_dad():
+    link = FakeLink({2: [KERNEL_NA]})
+    assert arp.probe(link, B, VIP6, 0.01) == arp.Claim(A, False)
+    assert link.sent == [arp.dad_probe(B, VIP6)] * 2
