@@ -73,8 +73,9 @@ def main(port, inner, loss, delay_ms, jitter_ms, duration, max_frames):
             s.close()
         # Give the port back, and delete the relay's own veth pair so that the
         # bridge forgets the MACs it learnt there.
-        subprocess.run(["ip", "link", "del", inner], check=False)
-        subprocess.run(["ip", "link", "set", port, "master", "br0", "promisc", "off"], check=False)
+        subprocess.run(["ip", "link", "del", "dev", inner], check=False)
+        subprocess.run(["ip", "link", "set", "dev", port, "master", "br0", "promisc", "off"],
+                       check=False)
 
 
 if __name__ == "__main__":
