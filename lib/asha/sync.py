@@ -11,7 +11,6 @@ each snapshot passes PRAGMA integrity_check before it replaces the database.
 Every run that gets the lock records its outcome in ASHARUNDIR/sync.state."""
 
 import errno
-import json
 import logging
 import math
 import os
@@ -147,18 +146,10 @@ def ssh_argv(cfg):
     return argv
 
 
-def remote_program(cfg, job):
-    """The --rsync-path: sync_remote.py's text run by the peer's python3."""
-    with open(sync_remote.__file__, encoding="utf-8") as f:
-        text = f.read()
-    return " ".join([REMOTE_PYTHON, "-I", "-S", "-c", shlex.quote(text),
-                     shlex.quote(json.dumps(job, separators=(",", ":")))])
-
-
 def rsync_argv(cfg, addr, job, dry_run=False, itemize=False):
     host = f"[{addr}]" if ":" in addr else addr
     argv = [cfg.RSYNC, "-a", "--relative", "--keep-dirlinks",
-            "--delete", "--delete-delay", "--delay-updates", "--stats",
+            "--delete", "--delete-delay", "--stats",
             f"--timeout={max(1, math.ceil(cfg.SYNCIOTIMEOUT))}",
             f"--filter=P {sync_remote.STAGED_PREFIX}*"]
     for _, db in databases(cfg):
@@ -170,7 +161,7 @@ def rsync_argv(cfg, addr, job, dry_run=False, itemize=False):
     if itemize or dry_run:
         argv.append("--itemize-changes")
     argv += ["-e", " ".join(shlex.quote(a) for a in ssh_argv(cfg)),
-             "--rsync-path", remote_program(cfg, job)]
+             "--rsync-path", sync_remote.program(job)]
     argv += [f"{host}:{sync_remote.tree_arg(path, 'data')}" for path, _ in job["trees"]]
     for path, _ in job["dbs"]:
         argv.append(f"{host}:{staged_name(path)}")
@@ -202,17 +193,17 @@ def parse_stats(text):
 
 
 def parse_report(stderr):
-    """(sync_remote's report or None, the other stderr lines)."""
-    report, rest = None, []
+    """(the helper's report or None, its errors by item, the other stderr lines)."""
+    report, errors, rest = None, {}, []
     for line in stderr.splitlines():
         if line.startswith(sync_remote.REPORT):
-            try:
-                report = json.loads(line[len(sync_remote.REPORT):])
-            except ValueError:
-                rest.append(line)
+            report = sync_remote.parse_report(line[len(sync_remote.REPORT):])
+        elif line.startswith(sync_remote.ERROR):
+            item, _, message = line[len(sync_remote.ERROR):].partition(" ")
+            errors[item] = message.strip()
         elif line.strip():
             rest.append(line)
-    return report, rest
+    return report, errors, rest
 
 
 def why_rsync_failed(rc, lines, peer, addr, port):
@@ -298,14 +289,12 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
     log.debug("running %s", " ".join(shlex.quote(a) for a in argv[:argv.index("--rsync-path")]))
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        errors="replace", env=env)
-    report, lines = parse_report(p.stderr)
-    log.debug("rsync exit %d; %s reports %s", p.returncode, peer, json.dumps(report))
+    report, errors, lines = parse_report(p.stderr)
+    log.debug("rsync exit %d; %s reports %s %s", p.returncode, peer, report, errors)
     for line in lines:
         log.debug("rsync: %s", line)
     if report is None:
         raise exits.AshaError(why_rsync_failed(p.returncode, lines, peer, addr, cfg.HASSHPORT))
-    if "error" in report:
-        raise exits.AshaError(f"asha-sync's helper on {peer} ({addr}) failed: {report['error']}")
     if verbose:
         for line in p.stdout.splitlines():
             if _ITEM.match(line):
@@ -317,22 +306,21 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
             if _ITEM.match(line):
                 out(f"would {'delete' if line.startswith('*deleting') else 'update'}: "
                     f"/{line.split(' ', 1)[1].strip().lstrip('/')}")
-    rsync_ok = p.returncode in (0, 24) or (report.get("sending") == 0)
+    rsync_ok = p.returncode in (0, 24) or report.get("S") == "0"
     if p.returncode == 24:
         log.warning("some files vanished on %s while they were sent (normal when a message is deleted)",
                     peer)
     if not rsync_ok:
         outcome.problems.append(why_rsync_failed(p.returncode, lines, peer, addr, cfg.HASSHPORT))
 
-    for path, standby_has_data in job["trees"]:
-        st = report["trees"].get(path)
+    for i, (path, standby_has_data) in enumerate(job["trees"]):
+        st = report.get(f"T{i}")
         if st in ("missing", "empty") and standby_has_data:
             outcome.problems.append(
                 f"{key_of[path]} {path} is {st} on {peer} while this node's copy is not: "
                 f"kept this node's copy (is the disk mounted on {peer}?)")
-    for path, standby_has_copy in job["dbs"]:
-        entry = report["dbs"].get(path, {})
-        st = entry.get("state")
+    for i, (path, standby_has_copy) in enumerate(job["dbs"]):
+        st = report.get(f"D{i}")
         what = f"{key_of[path]} {path}"
         if st in ("missing", "empty"):
             if standby_has_copy:
@@ -340,7 +328,8 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
                                         f"kept this node's copy")
             continue
         if st == "error":
-            outcome.problems.append(f"{what}: snapshot on {peer} failed: {entry.get('error')}")
+            outcome.problems.append(f"{what}: snapshot on {peer} failed: "
+                                    f"{errors.get(f'D{i}') or 'no reason given'}")
             continue
         if dry_run or st != "ok":
             if dry_run and out is not None and st == "ok":
@@ -364,8 +353,7 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
             outcome.problems.append(f"{what}: cannot put the snapshot in place: {e.strerror}")
             continue
         outcome.databases.append(os.path.basename(path))
-        log.debug("%s replaced by a checked snapshot of %d bytes (backup took %s ms on %s)",
-                  path, entry.get("size", 0), entry.get("ms", "?"), peer)
+        log.debug("%s replaced by a checked snapshot from %s", path, peer)
     if outcome.problems:
         outcome.result, outcome.reason = "failed", "; ".join(outcome.problems)
     return outcome
