@@ -4,7 +4,7 @@ machine, a serial cable between the nodes, and a stand-in Asterisk
 
 import os
 
-from .netlab import Lab, LabError, Node, lab_namespaces, sweep_stale  # noqa: F401
+from .netlab import Lab, LabError, Node, lab_namespaces, labs, sweep_stale  # noqa: F401
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LAB_DIR)

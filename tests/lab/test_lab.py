@@ -4,6 +4,7 @@ disks and /run, the serial cable, link faults, power, and nothing left behind.""
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -346,3 +347,30 @@ def test_sweeper_sees_a_reused_owner_pid():
         assert not [ns for ns in lab_namespaces() if ns.startswith(lab.prefix)]
     finally:
         lab.close()
+
+
+def test_command_line_opens_and_closes_a_lab():
+    p = subprocess.Popen([sys.executable, "-m", "asha_lab"], cwd=os.path.join(REPO, "lab"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        head = p.stdout.readline()
+        prefix = re.match(r"lab (asl-\d+-[0-9a-f]{4}): files in ", head).group(1)
+        text = head
+        while "Ctrl-C" not in text:
+            text += p.stdout.readline()
+        init = re.search(r"asha-b: .* enter: nsenter -t (\d+) -n -u -m -p", text).group(1)
+        hostname = subprocess.run(["nsenter", "-t", init, "-u", "uname", "-n"],
+                                  capture_output=True, text=True).stdout.strip()
+        assert hostname == "asha-b"
+        listed = subprocess.run([sys.executable, "-m", "asha_lab", "list"], capture_output=True,
+                                text=True, cwd=os.path.join(REPO, "lab")).stdout
+        assert f"{prefix} owner {p.pid} alive" in listed
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        p.kill()
+        p.communicate()
+    assert not [ns for ns in lab_namespaces() if ns.startswith(prefix)]
+    usage = subprocess.run([sys.executable, "-m", "asha_lab", "bogus"], capture_output=True,
+                           cwd=os.path.join(REPO, "lab"))
+    assert usage.returncode == 64
