@@ -7,7 +7,10 @@ DISK path whose upper layer lives in DIR, so it survives a power cut, and a
 fresh tmpfs on /run), says so by creating READY, and then waits to be killed:
 its namespaces live as long as it does. It is the node's init (pid 1 of the
 node's pid namespace), so it reaps the orphans of daemons that fork away, and
-when it dies every process of the node dies with it, as at a power cut."""
+when it dies every process of the node dies with it, as at a power cut. It has
+no handler for TERM or INT, so the kernel keeps those from it (a stray
+`kill -TERM 1` or pkill in the node cannot power the node off); the lab uses
+SIGKILL."""
 
 import os
 import signal
@@ -36,10 +39,10 @@ def main(name, nodedir, ready, *disk):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
     for d in ("/run/sshd", "/run/asterisk", "/run/lock"):
         os.makedirs(d, exist_ok=True)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)     # not Python's KeyboardInterrupt
+    signal.signal(signal.SIGCHLD, reap)
     with open(ready, "w") as f:
         f.write(f"{os.getpid()}\n")
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    signal.signal(signal.SIGCHLD, reap)
     while True:
         signal.pause()
 

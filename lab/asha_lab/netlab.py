@@ -489,6 +489,7 @@ class Lab:
             return self
         sweep_stale()
         self._started = True
+        self.nodes = []
         atexit.register(self.close)
         self.dir = tempfile.mkdtemp(prefix=self.prefix + "-", dir="/tmp")
         os.chmod(self.dir, 0o755)

@@ -374,3 +374,11 @@ def test_command_line_opens_and_closes_a_lab():
     usage = subprocess.run([sys.executable, "-m", "asha_lab", "bogus"], capture_output=True,
                            cwd=os.path.join(REPO, "lab"))
     assert usage.returncode == 64
+
+
+def test_a_stray_term_to_init_does_not_power_the_node_off(lab):
+    lab.a.run("kill -TERM 1; kill -INT 1; pkill -TERM -x python; true")
+    time.sleep(0.1)
+    assert lab.a.run(["uname", "-n"]).stdout.strip() == "asha-a"
+    assert received(ping(lab.c, lab.a.addr)) == 1
+    assert lab.b.run(["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad"]).stdout.strip() != "0"
