@@ -64,6 +64,22 @@ def start_sshd(node, port=22, timeout=10.0):
         time.sleep(0.02)
 
 
+def stop_sshd(node, port=22, timeout=5.0):
+    """Stop the sshd that start_sshd(node, port) started (connections are then refused)."""
+    pidfile = f"{SSHD_DIR}/sshd-{port}.pid"
+    if not node.exists(pidfile):
+        return
+    pid = node.read_file(pidfile).strip()
+    node.run(["kill", pid], check=False)
+    end = time.monotonic() + timeout
+    # Gone, or a zombie whose parent (nsenter, outside the node) has not reaped it yet.
+    while node.run(["sh", "-c", f"ps -o stat= -p {pid} | grep -qv Z"], check=False).returncode == 0:
+        if time.monotonic() > end:
+            raise LabError(f"{node.name}: sshd (pid {pid}) did not stop within {timeout:g} s")
+        time.sleep(0.02)
+    node.run(["rm", "-f", pidfile])
+
+
 def _accepts(node, port):
     """True when something accepts TCP connections on node's address and port."""
     code = ("import socket,sys\ns=socket.socket()\ns.settimeout(1)\n"

@@ -440,17 +440,22 @@ def run_now(cfg, log, lock_wait=LOCK_WAIT_NOW):
 
     Waits up to lock_wait seconds for a sync already running to end. True when
     the data was pulled, or when HASYNCH=LOOSE (nothing is synced, nothing to
-    wait for); False with the reason logged otherwise."""
-    if cfg.HASYNCH == "LOOSE":
-        log.info("HASYNCH=LOOSE: nothing to pull before taking back")
-        return True
-    held = _acquire(cfg, log, lock_wait)
-    if held is None:
-        return False
+    wait for); False with the reason logged otherwise. Never raises: it runs
+    inside asha-hb."""
     try:
-        outcome = sync_locked(cfg, log, now=True)
-    finally:
-        held.release()
+        if cfg.HASYNCH == "LOOSE":
+            log.info("HASYNCH=LOOSE: nothing to pull before taking back")
+            return True
+        held = _acquire(cfg, log, lock_wait)
+        if held is None:
+            return False
+        try:
+            outcome = sync_locked(cfg, log, now=True)
+        finally:
+            held.release()
+    except Exception as e:          # noqa: BLE001 - asha-hb must go on, with the reason logged
+        log.error("sync before taking back failed: %s", e)
+        return False
     if outcome.result == "skipped":
         log.warning("could not pull before taking back: %s", outcome.reason)
     return outcome.result == "ok"
