@@ -123,3 +123,19 @@ def test_a_card_that_times_out_delays_takeover_by_at_most_a_second(lab, card, tm
     took = step_ms(lab, lab.a, "PRI card to the peer")
     assert len(took) == 1 and took[0] <= 1000 + 300, cluster.read_log(lab, lab.a)
     assert card.switches() == []
+
+
+def test_primary_that_starts_while_b_is_active_gives_the_card_back(lab, card):
+    # A's card bridged IN-NO when A powered up; B holds the PBX: A must put it at NC.
+    start_pair(lab, card)
+    lab.a.power_off()
+    card.power_off()
+    wait_for(lambda: hb_state(lab.b).get("ROLE") == "active", 10)
+    card.power_on()                               # A powers up: the relay bridges IN-NO
+    assert card.position() == "primary"
+    lab.a.power_on()
+    lab.a.popen(asha("asha-hb", "run"), env=dict(os.environ, **card.env()),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: hb_state(lab.a).get("ROLE") == "standby", 10)
+    wait_for(lambda: card.position() == "standby", 5)
+    assert hb_state(lab.b).get("ROLE") == "active", logs(lab)

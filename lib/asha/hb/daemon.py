@@ -240,6 +240,11 @@ class Daemon:
         if self.role == "waiting":
             if self.peer_alive:
                 self._set_role("standby")
+                if self.cfg.RHINOSPF and self.peer_fields.get("role") == "active":
+                    # A powered card bridges the PRI to the primary by itself; a
+                    # node that starts while the peer holds the PBX puts it back.
+                    self._run_worker("card", lambda: self._rhino("release"))
+                    return
             elif now - self.started >= cfg.HBINITDEAD:
                 self._once("initdead", "warning", "%s not heard within HBINITDEAD (%g s) of the "
                            "start", self.peer, cfg.HBINITDEAD)
@@ -380,6 +385,8 @@ class Daemon:
                 self._set_role("standby")
                 self.log.info("release complete in %.0f ms%s", took * 1000,
                               "" if ok else " (with errors, see above)")
+            elif name == "card":
+                pass                            # acquire/release log their own outcome
             elif name == "sync":
                 if ok:
                     self.log.info("failback: data pulled from %s, asking for the resources", self.peer)
