@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -311,22 +312,25 @@ class Node:
             raise ValueError(f"loss must be from 0 to 100 %, not {percent}")
         table = f"loss_{self.short}"
         self.lab.sw(["nft", "delete", "table", "bridge", table], check=False)
-        pct, port = int(round(percent)), self.port
+        pct = int(round(percent))
         if pct == 0:
             return
+        # the node's port, or the relay's while impair() runs
+        port = f'{{ "{self.port}", "{self.short}-relay" }}'
+        drop = "drop" if pct >= 100 else f"numgen random mod 100 < {pct} drop"
         rules = f"""table bridge {table} {{
   chain lab_forward {{
     type filter hook forward priority 0;
-    iifname "{port}" numgen random mod 100 < {pct} drop
-    oifname "{port}" numgen random mod 100 < {pct} drop
+    iifname {port} {drop}
+    oifname {port} {drop}
   }}
   chain lab_input {{
     type filter hook input priority 0;
-    iifname "{port}" numgen random mod 100 < {pct} drop
+    iifname {port} {drop}
   }}
   chain lab_output {{
     type filter hook output priority 0;
-    oifname "{port}" numgen random mod 100 < {pct} drop
+    oifname {port} {drop}
   }}
 }}
 """
@@ -404,7 +408,23 @@ class Node:
         with open(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children") as f:
             self.init_pid = int(f.read().split()[0])
         self.powered = True
+        self._flush_serial()
         self.restore_link()
+
+    def _flush_serial(self):
+        """Drop what reached the node's end of the serial cable while it was off:
+        a UART without power keeps nothing (the pty would hand it over)."""
+        end = {"a": self.lab.serial_a, "b": self.lab.serial_b}.get(self.short)
+        if not end or not os.path.exists(end):
+            return
+        try:
+            fd = os.open(end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            termios.tcflush(fd, termios.TCIFLUSH)
+        finally:
+            os.close(fd)
 
     def power_off(self):
         """Pull the power: the link goes down and every process of the node is

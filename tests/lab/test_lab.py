@@ -128,7 +128,7 @@ def _serial_read(node, path, seconds=1.0):
     gives the bytes it read (until seconds pass) and whether it met EOF/EIO."""
     reader = node.popen([sys.executable, "-c", (
         "import os,sys,select,time,tty\n"
-        f"fd=os.open({path!r}, os.O_RDWR|os.O_NOCTTY); tty.setraw(fd)\n"
+        f"fd=os.open({path!r}, os.O_RDWR|os.O_NOCTTY); tty.setraw(fd, tty.TCSANOW)\n"
         f"print('open', flush=True); out=b''; end=time.time()+{seconds}; why='timeout'\n"
         "while time.time()<end:\n"
         "  r,_,_=select.select([fd],[],[],0.05)\n"
@@ -149,7 +149,7 @@ def _serial_read(node, path, seconds=1.0):
 
 def _serial_write(node, path, data):
     node.run([sys.executable, "-c", (
-        f"import os,tty; fd=os.open({path!r}, os.O_RDWR|os.O_NOCTTY); tty.setraw(fd); "
+        f"import os,tty; fd=os.open({path!r}, os.O_RDWR|os.O_NOCTTY); tty.setraw(fd, tty.TCSANOW); "
         f"os.write(fd, bytes.fromhex({data.hex()!r})); os.close(fd)")])
 
 
@@ -231,6 +231,9 @@ def test_impair_delays_drops_and_ends_by_itself(lab):
     assert "a-relay" not in lab.sw(["ip", "-o", "link"]).stdout
     lab.a.clear_impair()
     lab.a.impair(delay_ms=30, jitter_ms=0, loss=0)
+    lab.a.set_loss(100)           # set_loss holds while impaired too
+    assert ping(lab.c, lab.a.addr).returncode != 0
+    lab.a.set_loss(0)
     lab.a.clear_impair()          # cleared at once
     assert rtt(ping(lab.c, lab.a.addr, count=3, interval=0.05), "max") < 20
 
@@ -256,7 +259,13 @@ def test_power_off_kills_everything_and_keeps_the_disk(lab):
     assert ping(lab.c, lab.a.addr).returncode != 0
     with pytest.raises(LabError, match="powered off"):
         lab.a.run(["true"])
+    _serial_write(lab.b, lab.serial_b, b"sent while A was off")
     lab.a.power_on()
+    got = _serial_read(lab.a, lab.serial_a, seconds=0.5)
+    assert got() == (b"", "timeout")              # nothing kept from before the boot
+    got = _serial_read(lab.a, lab.serial_a, seconds=0.5)
+    _serial_write(lab.b, lab.serial_b, b"after")
+    assert got() == (b"after", "timeout")
     assert lab.a.read_file("/var/lib/asterisk/kept") == "disk\n"
     assert lab.a.read_file("/opt/sark/kept") == "disk\n"
     assert not lab.a.exists("/run/lost")
