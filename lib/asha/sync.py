@@ -108,10 +108,10 @@ def gate(cfg, now=False):
         raise Skip("HASYNCH=LOOSE: nothing is synced")
     hb = state.read_hb(cfg)
     role = hb.get("ROLE", "down")
-    peer = hb.get("PEER") or cfg.peer_node()
-    peerstate = hb.get("PEERSTATE", "unknown")
     if role == "down":
         raise Skip("asha-hb is not running here, so which node is active is unknown")
+    peer = hb.get("PEER") or cfg.peer_node()
+    peerstate = hb.get("PEERSTATE", "unknown")
     if role == "active":
         raise Skip("this node is active: it holds the data")
     if now:
@@ -209,11 +209,15 @@ def parse_report(stderr):
 def why_rsync_failed(rc, lines, peer, addr, port):
     """One line for a failed rsync: ssh's own words when ssh failed."""
     for line in lines:
-        if line.startswith("ssh: ") or "Permission denied" in line or "Host key verification" in line:
+        if line.startswith("ssh: ") or re.match(r"\S+: Permission denied \(", line) \
+                or line.startswith("Host key verification failed"):
             return f"cannot reach {peer} ({addr}) over ssh: {line.removeprefix('ssh: ')}"
     for line in lines:
         if "Connection closed by" in line or "Connection reset" in line or "Connection timed out" in line:
             return f"ssh to {peer} ({addr}) port {port} broke: {line}"
+    for line in lines:
+        if "No space left on device" in line:
+            return f"no space left on this node for what {peer} sends: {line}"
     useful = [ln for ln in lines if not re.match(r"rsync error: (some files|unexplained)", ln)
               and not ln.startswith("rsync: connection unexpectedly closed")]
     if rc == 30:

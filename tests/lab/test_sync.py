@@ -102,6 +102,15 @@ def test_one_run_brings_everything_and_deletions_follow(pair):
     lab, a, b = pair, pair.a, pair.b
     put_pbx_data(a)
     b.write_file("/etc/asterisk/stale.conf", "gone on A\n")
+    p = sync(b, "--dry-run")
+    assert p.returncode == 0, p.stderr + synclog(lab)
+    assert p.stdout.startswith(f"would pull from {a.name} ({a.addr}) over ssh port 22:\n"), p.stdout
+    for line in (f"would update: {VM}/default/1000/INBOX/msg0000.wav",
+                 "would delete: /etc/asterisk/stale.conf",
+                 f"would update: {ASTDB} (an online-backup snapshot)"):
+        assert line in p.stdout.splitlines(), p.stdout
+    assert not b.exists(f"{VM}/default") and not b.exists("/run/asha/sync.state")
+    assert not a.exists("/var/lib/asterisk/.asha-sync.astdb.sqlite3")
     p = sync(b)
     assert p.returncode == 0, p.stderr + synclog(lab)
     assert p.stdout.startswith(f"pulled from {a.name} ({a.addr}) in "), p.stdout
@@ -231,6 +240,14 @@ def test_empty_or_unmounted_source_keeps_the_standby_copy_and_fails_loudly(pair)
     assert p.returncode == 1 and p.stdout == ""
     assert f"VMAILDIR {VM} is missing on {a.name}" in p.stderr
     assert files(b, VM) == before
+
+    # A damaged database on A: its snapshot fails there, B keeps its copy.
+    a.write_file(SARKDB, "not a database " * 300)
+    p = sync(b)
+    assert p.returncode == 1
+    assert f"SARKDB {SARKDB}: snapshot on {a.name} failed: " in p.stderr
+    assert "file is not a database" in p.stderr
+    assert sql(b, SARKDB, "select desc from ipphone") == "reception"
 
     # A database gone on A: B keeps its copy, the run says so.
     a.run(["rm", "-f", ASTDB])
