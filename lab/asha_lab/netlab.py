@@ -22,6 +22,13 @@ links. An end still open then polls readable and reads EOF (pyserial:
 SerialException "returned no data"), writes fail with EIO, and it stays dead
 after plug_serial(); opening the path fails with ENOENT until plug_serial()
 makes a new pair behind the same two paths. A daemon must reopen the path.
+
+Limits: pids inside a node (pid files, `ps` there) are the node's own, while
+Node.pids() and Popen.pid are the host's. impair() relays frames through a
+Python process (some thousand frames a second; jitter reorders, as netem's
+does). The switch floods multicast and learns MACs like a dumb switch. A lab
+whose owner died without close() (SIGKILL, SIGTERM) stays until the next Lab()
+or `python -m asha_lab sweep` removes it.
 """
 
 import atexit
