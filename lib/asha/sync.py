@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import sqlite3
 import subprocess
 import time
@@ -31,6 +32,14 @@ REMOTE_PYTHON = "python3"
 
 class Skip(Exception):
     """This node must not pull now; the reason is normal, not a failure."""
+
+
+class Terminated(exits.AshaError):
+    """SIGTERM during a run: rsync is stopped with it and the run recorded as failed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(f"stopped by {signal.Signals(signum).name}")
 
 
 class Outcome:
@@ -505,6 +514,9 @@ def dry_run(cfg, log, now, out):
 def run(args):
     """asha-sync's command line; returns the exit status."""
     from . import cli
+    # subprocess.run kills rsync when an exception leaves it: a stopped run
+    # (systemd's TimeoutStartSec, a person's kill) leaves no rsync behind.
+    signal.signal(signal.SIGTERM, _terminate)
     cfg = cli.load_config(args, TOOL)
     log = cli.setup_log(TOOL, cfg, verbose=args["--verbose"])
     cron = args["--cron"]

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -495,3 +496,32 @@ def test_cli_usage_and_config_errors(tmp_path):
     p = cli(tmp_path, conf_text(tmp_path, SYNCIOTIMEOUT="forever"))
     assert p.returncode == 78
     assert "SYNCIOTIMEOUT must be a number of seconds" in p.stderr
+
+
+def test_sigterm_stops_rsync_and_is_recorded(tmp_path):
+    fake = tmp_path / "slow-rsync"
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/rsync.pid\nexec sleep 30\n")
+    fake.chmod(0o755)
+    text = conf_text(tmp_path, RSYNC=str(fake))
+    cfg = config.loads(text, "t.conf")
+    write_hb(cfg)
+    conf = tmp_path / "asha.conf"
+    conf.write_text(text)
+    p = subprocess.Popen([sys.executable, str(REPO / "bin" / "asha-sync"), "-c", str(conf)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pidfile = tmp_path / "rsync.pid"
+        for _ in range(500):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.01)
+        rsync_pid = int(pidfile.read_text())
+        p.terminate()
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert (p.returncode, out, err) == (1, "", "asha-sync: stopped by SIGTERM\n")
+    assert not psutil.pid_exists(rsync_pid) or psutil.Process(rsync_pid).status() == psutil.STATUS_ZOMBIE
+    st = state.read(str(tmp_path / "run" / "sync.state"))
+    assert (st["RESULT"], st["REASON"], st["PEER"]) == ("failed", "stopped by SIGTERM", "pbx1")
