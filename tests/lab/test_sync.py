@@ -400,3 +400,14 @@ def test_auto_failback_pulls_the_voicemail_before_taking_back(lab):
     assert float(st["TIME"]) <= float(cluster.hb_state(a)["SINCE"]), (st, cluster.hb_state(a))
     log = cluster.read_log(lab, a)
     assert log.rindex("failback: data pulled") < log.rindex("takeover complete"), log
+
+
+def test_pulls_over_ipv6_too(pair):
+    lab, a, b = pair, pair.a, pair.b
+    put_pbx_data(a)
+    play_hb(b, ROLE="standby", PEER=a.name, PEERSTATE="active", PEERADDR=a.addr6)
+    p = sync(b)
+    assert p.returncode == 0, p.stderr + synclog(lab)
+    assert p.stdout.startswith(f"pulled from {a.name} ({a.addr6}) in ")
+    assert files(b, VM) == files(a, VM)
+    assert sql(b, ASTDB, "select count(*) from astdb") == "2"
