@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables rsync openssh-server openssh-client socat sqlite3 \
-	mandoc kamailio python3-venv procps iputils-ping
+	mandoc kamailio python3-venv procps iputils-ping ethtool
 PY_PACKAGES := pyserial pyusb psutil docopt-ng pytest hypothesis
 
 .PHONY: all test unit lab demo deps venv lint clean

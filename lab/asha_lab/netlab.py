@@ -546,6 +546,10 @@ class Lab:
             _run(n + ["addr", "add", f"{addr}/24", "dev", "eth0"])
             _run(n + ["addr", "add", f"{addr6}/64", "dev", "eth0", "nodad"])
             _run(n + ["link", "set", "eth0", "up"])
+            # Checksums computed in software, as on a real wire: with veth's offload
+            # a frame relayed by impair() would carry an unfinished UDP checksum.
+            _run(["ip", "netns", "exec", node.ns, "ethtool", "-K", "eth0", "tx", "off"])
+            self.sw(["ethtool", "-K", node.port, "tx", "off"])
             node.power_on()
         self.a, self.b, self.c = self.nodes
         self.serial_a = os.path.join(self.dir, "ttyA")

@@ -63,6 +63,36 @@ def probe(addr, port=5060, timeout=1.0, wait=0.0, interval=0.01):
         s.close()
 
 
+def watch(addr, port, seconds, interval):
+    """Ask every interval for seconds (bounded); return the epoch times of the answers."""
+    family = socket.AF_INET6 if ipaddress.ip_address(addr).version == 6 else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+    call_id = os.urandom(8).hex()
+    answers, cseq = [], 0
+    end = time.monotonic() + seconds
+    next_send = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                return answers
+            if now >= next_send:
+                cseq += 1
+                try:
+                    s.sendto(options_request(addr, port, s.getsockname(), call_id, cseq), (addr, port))
+                except OSError:
+                    pass
+                next_send = now + interval
+            ready, _, _ = select.select([s], [], [], max(0.0, min(end, next_send) - now))
+            if ready:
+                data = s.recv(65535)
+                if data.startswith(b"SIP/2.0 ") and f"{call_id}@asha-lab".encode() in data:
+                    answers.append(time.time())
+    finally:
+        s.close()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("addr")
@@ -70,7 +100,13 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--wait", type=float, default=0.0)
     ap.add_argument("--interval", type=float, default=0.01)
+    ap.add_argument("--watch", type=float, default=0.0,
+                    help="ask every INTERVAL for WATCH seconds; print each answer's epoch time")
     a = ap.parse_args(argv)
+    if a.watch:
+        for t in watch(a.addr, a.port, a.watch, a.interval):
+            print(f"{t:.6f}")
+        return 0
     got = probe(a.addr, a.port, a.timeout, a.wait, a.interval)
     if got is None:
         print(f"no answer from {a.addr}:{a.port}")

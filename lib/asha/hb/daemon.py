@@ -59,6 +59,9 @@ class Daemon:
         self.ping_check_since = None    # when a fresh ping answer was asked for before taking over
         self.logged = set()             # one-shot log lines, by key
         self.next_beat = 0.0
+        self.take_backoff = 0.0         # seconds to wait after a failed takeover (doubles)
+        self.take_blocked_until = 0.0
+        self.take_is_failover = False
         self.control = None
         self.pinger = None
 
@@ -116,15 +119,9 @@ class Daemon:
                 self.next_beat = max(self.next_beat + cfg.HBKEEPALIVE, now + cfg.HBKEEPALIVE / 2)
             if self.pinger and now >= self.pinger.due():
                 self.pinger.send_round(now)
+            # Wake once per keepalive and read every path then, rather than once
+            # per packet: a third of the wake-ups, at most a keepalive later.
             fds = [self.control, self.wake_r]
-            byfd = {}
-            for p in self.paths:
-                fd = p.fileno()
-                if fd is not None:
-                    fds.append(fd)
-                    byfd[fd] = p
-            if self.pinger:
-                fds += self.pinger.filenos()
             wake_at = self.next_beat
             if self.pinger:
                 wake_at = min(wake_at, self.pinger.due())
@@ -135,23 +132,20 @@ class Daemon:
             except InterruptedError:
                 ready = []
             now = time.monotonic()
-            for fd in ready:
-                if fd in byfd:
-                    p = byfd[fd]
-                    for data in p.recv():
-                        self._receive(data, p, now)
-                elif fd is self.control:
-                    self._control()
-                elif fd == self.wake_r:
-                    try:
-                        os.read(self.wake_r, 512)
-                    except BlockingIOError:
-                        pass
-                elif self.pinger:
-                    self.pinger.receive(now)
             for p in self.paths:
+                for data in p.recv():
+                    self._receive(data, p, now)
                 if isinstance(p, hbpaths.SerialPath):
                     p.poll_reopen(now)
+            if self.pinger:
+                self.pinger.receive(now)
+            if self.control in ready:
+                self._control()
+            if self.wake_r in ready:
+                try:
+                    os.read(self.wake_r, 512)
+                except BlockingIOError:
+                    pass
             self._signals()
             self._chain_results()
             self._decide(time.monotonic())
@@ -298,6 +292,8 @@ class Daemon:
                                    if not self.want else "takeover asked for", failover=False)
 
     def _take_if_ping(self, now, why, failover):
+        if now < self.take_blocked_until:
+            return
         if self.pinger is not None:
             # Only a node that reaches the LAN right now may serve the phones:
             # ask for a fresh answer and decide once it comes (or does not).
@@ -336,8 +332,7 @@ class Daemon:
 
     def _takeover(self, why, failover):
         self.log.info("taking the resources: %s", why)
-        if failover:
-            self._note_failover()
+        self.take_is_failover = failover
         self._set_role("taking")
         self._run_worker("takeover", self._chain_take)
 
@@ -373,13 +368,22 @@ class Daemon:
                 if ok:
                     self.active_since = time.time()
                     self.want = False
+                    self.take_backoff = 0.0
+                    if self.take_is_failover:
+                        self._note_failover()
                     self._set_role("active")
                     self.log.info("takeover complete in %.0f ms: %s is active", took * 1000, self.node)
                 else:
+                    # Something here or on the LAN refused (the address held by
+                    # another host, Asterisk that will not start): try again later,
+                    # not at once, and let the peer have it meanwhile.
                     self.yield_to_peer = True
+                    self.take_backoff = min(max(1.0, self.take_backoff * 2), 30.0)
+                    self.take_blocked_until = time.monotonic() + self.take_backoff
                     self._set_role("standby")
-                    self.log.error("takeover failed after %.0f ms; resources released, "
-                                   "handing over to %s", took * 1000, self.peer)
+                    self.log.error("takeover failed after %.0f ms; resources released, handing "
+                                   "over to %s; next try in %g s at the earliest", took * 1000,
+                                   self.peer, self.take_backoff)
             elif name == "release":
                 self.active_since = 0.0
                 self._set_role("standby")

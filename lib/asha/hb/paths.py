@@ -8,6 +8,7 @@ bytes, so noise and a frame cut by a pulled cable cost only that frame."""
 import errno
 import ipaddress
 import os
+import select
 import socket
 import time
 
@@ -158,8 +159,13 @@ class SerialPath:
     def recv(self):
         if self.port is None:
             return []
+        fd = self.port.fileno()
         try:
-            chunk = os.read(self.port.fileno(), 4096)
+            # A tty set to VMIN=0 reads b"" when it is merely empty: only an end
+            # that polls readable and then reads nothing has hung up.
+            if not select.select([fd], [], [], 0)[0]:
+                return []
+            chunk = os.read(fd, 4096)
         except BlockingIOError:
             return []
         except OSError as e:
