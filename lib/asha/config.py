@@ -512,7 +512,7 @@ _key(S, "WDFAILOVERWINDOW", seconds(0.0), "900", "seconds over which failovers a
 S = "vip"
 _key(S, "VIPGARPCOUNT", integer(1, 100), "5", "gratuitous ARP / unsolicited NA rounds sent when the cluster IP is taken")
 _key(S, "VIPGARPINTERVAL", seconds(0.0, 10), "0.2", "seconds between those rounds")
-_key(S, "VIPPROBETIME", seconds(0.0, 10, allow_zero=True), "0.1", "seconds asha-vip listens for another holder of the address before it takes it")
+_key(S, "VIPPROBETIME", seconds(0.0, 10, allow_zero=True), "0.05", "seconds asha-vip listens for another holder of the address before it takes it")
 
 S = "rhino"
 _key(S, "RHINOSPF", yesno, "NO", "YES: a Rhino PRI failover card (or a relay) is installed")

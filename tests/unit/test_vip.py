@@ -223,7 +223,7 @@ def arp_rounds(host):
 def test_up_probes_adds_and_announces(host, log):
     t = vip.vip_up(cfg(), log)
     assert (t.cidr, t.dev, t.held) == ("198.51.100.100/24", "eth0", True)
-    assert host.probes == [("eth0", arp.ETH_P_ARP, B_MAC, "198.51.100.100", 0.1)]
+    assert host.probes == [("eth0", arp.ETH_P_ARP, B_MAC, "198.51.100.100", 0.05)]
     (sock,) = host.sockets                                     # probed and announced on one socket
     assert sock.closed
     assert host.ip_calls == [["addr", "add", "198.51.100.100/24", "dev", "eth0"]]

@@ -65,21 +65,15 @@ class UDPPath:
 
 
 def cobs_encode(data):
+    """COBS: data with every zero byte replaced, so that zero can end a frame."""
     out = bytearray()
-    block = bytearray()
-    for b in data:
-        if b == 0:
-            out.append(len(block) + 1)
-            out += block
-            block.clear()
-        else:
-            block.append(b)
-            if len(block) == 254:
-                out.append(255)
-                out += block
-                block.clear()
-    out.append(len(block) + 1)
-    out += block
+    for part in bytes(data).split(b"\0"):
+        while len(part) >= 254:             # a full block carries no implied zero
+            out.append(255)
+            out += part[:254]
+            part = part[254:]
+        out.append(len(part) + 1)
+        out += part
     return bytes(out)
 
 
