@@ -477,9 +477,10 @@ _key(S, "SYNCCONNECTTIMEOUT", seconds(0, 300), "5", "seconds asha-sync waits for
 _key(S, "SYNCIOTIMEOUT", seconds(0, 3600), "30", "seconds without data after which asha-sync gives up on the peer")
 
 S = "heartbeat"
-_key(S, "HBKEEPALIVE", seconds(0.0), "0.02", "seconds between heartbeats on each path")
+_key(S, "HBKEEPALIVE", seconds(0.0), "0.04", "seconds between heartbeats on each path")
 _key(S, "HBWARNTIME", seconds(0.0), "0.15", "seconds of silence on a path after which a late heartbeat is logged")
-_key(S, "HBDEADTIME", seconds(0.0), "0.3", "seconds of silence on every path after which the peer is dead")
+_key(S, "HBDEADTIME", seconds(0.0), "0.3", "seconds of silence on every path after which the peer is dead (on a clean path)")
+_key(S, "HBDEADTIMEMAX", seconds(0.0), "2", "longest dead time a path that loses or delays beats may use instead of HBDEADTIME")
 _key(S, "HBINITDEAD", seconds(0.0), "120", "seconds the primary waits for the standby at start before it takes the resources anyway")
 _key(S, "HBPORT", port, "694", "heartbeat UDP port")
 _key(S, "HBSERIAL", devices, "", "serial heartbeat devices, space separated")
@@ -709,6 +710,9 @@ def _check_rules(v, lines, path):
         out.append(f"{where('HBDEADTIME', 'HBWARNTIME', 'HBKEEPALIVE')}: HBDEADTIME must be above HBKEEPALIVE "
                    f"({v['HBKEEPALIVE']:g}) and HBWARNTIME ({v['HBWARNTIME']:g}), "
                    f"not {v['HBDEADTIME']:g}")
+    if have("HBDEADTIME", "HBDEADTIMEMAX") and v["HBDEADTIMEMAX"] < v["HBDEADTIME"]:
+        out.append(f"{where('HBDEADTIMEMAX', 'HBDEADTIME')}: HBDEADTIMEMAX must be at least "
+                   f"HBDEADTIME ({v['HBDEADTIME']:g}), not {v['HBDEADTIMEMAX']:g}")
     if have("HBDEADTIME", "HBINITDEAD") and v["HBINITDEAD"] < v["HBDEADTIME"]:
         out.append(f"{where('HBINITDEAD', 'HBDEADTIME')}: HBINITDEAD must be at least HBDEADTIME "
                    f"({v['HBDEADTIME']:g}), not {v['HBINITDEAD']:g}")

@@ -361,13 +361,14 @@ def test_node_role_defaults_to_uname():
 # Rules across keys
 
 RULES = [
-    ("HBWARNTIME=0.02", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.02), not 0.02"),
+    ("HBWARNTIME=0.04", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.04), not 0.04"),
     ("HBKEEPALIVE=0.2", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.2), not 0.15"),
-    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.02) and "
+    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.04) and "
                         f"HBWARNTIME (0.15), not 0.15"),
-    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.02) and "
+    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.04) and "
                        f"HBWARNTIME (0.5), not 0.3"),
     ("HBINITDEAD=0.2", f"{CONF}:4: HBINITDEAD must be at least HBDEADTIME (0.3), not 0.2"),
+    ("HBDEADTIMEMAX=0.2", f"{CONF}:4: HBDEADTIMEMAX must be at least HBDEADTIME (0.3), not 0.2"),
     ("HASECNODE=PBX1", f"{CONF}:4: HASECNODE must differ from HAPRINODE, not 'PBX1'"),
     ("HAPRIADDR=192.0.2.1\nHASECADDR=192.0.2.1",
      f"{CONF}:5: HASECADDR must differ from HAPRIADDR, not '192.0.2.1'"),

@@ -17,6 +17,7 @@ import threading
 import time
 
 from .. import asterisk, config, exits, lock, state
+from . import detector
 from . import paths as hbpaths
 from . import ping as hbping
 from . import proto
@@ -38,6 +39,7 @@ class Daemon:
             "HAPRIADDR" if self.is_primary else "HASECADDR") else None
         self.paths = []
         self.heard = {}                 # path name -> monotonic time the peer was last heard there
+        self.detectors = {}             # path name -> its PathDetector (when silence means dead)
         self.path_silent = {}           # path name -> True once its silence was logged
         self.last_heard = None
         self.peer_fields = {}
@@ -74,6 +76,8 @@ class Daemon:
             self.paths.append(hbpaths.SerialPath(dev, int(cfg.HBBAUD), self.log))
         for p in self.paths:
             self.heard[p.name] = None
+            self.detectors[p.name] = detector.PathDetector(cfg.HBKEEPALIVE, cfg.HBDEADTIME,
+                                                           cfg.HBDEADTIMEMAX)
         if cfg.HBPINGNODES:
             self.pinger = hbping.Pinger(cfg.HBPINGNODES, self.log)
         ctl = state.path(cfg, state.HB_CONTROL)
@@ -103,7 +107,7 @@ class Daemon:
             except OSError as e:
                 self.log.warning("cannot run at real-time priority %d: %s", prio, e.strerror)
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mlockall(3) != 0:             # MCL_CURRENT | MCL_FUTURE
+        if libc.mlockall(7) != 0:             # MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT
             self.log.warning("cannot lock memory: %s", os.strerror(ctypes.get_errno()))
 
     def _record_signal(self, signum, frame):
@@ -125,8 +129,8 @@ class Daemon:
             wake_at = self.next_beat
             if self.pinger:
                 wake_at = min(wake_at, self.pinger.due())
-            if self.last_heard is not None and self.peer_alive:
-                wake_at = min(wake_at, self.last_heard + cfg.HBDEADTIME)
+            if self.peer_alive:
+                wake_at = min(wake_at, self._death_time())
             try:
                 ready, _, _ = select.select(fds, [], [], max(0.0, wake_at - time.monotonic()))
             except InterruptedError:
@@ -172,6 +176,7 @@ class Daemon:
         if self.path_silent.pop(path.name, False):
             self.log.info("path %s carries heartbeats from %s again", path.name, self.peer)
         self.heard[path.name] = now
+        self.detectors[path.name].heard(now, msg.gen, msg.seq)
         self.last_heard = now
         fields = dict(msg.fields)
         if msg.type == "bye":
@@ -189,19 +194,19 @@ class Daemon:
 
     def _update_liveness(self, now):
         cfg = self.cfg
-        alive = self.last_heard is not None and now - self.last_heard < cfg.HBDEADTIME
+        alive = any(d.alive(now) for d in self.detectors.values())
         if self.peer_fields.get("role") == "stopped":
             alive = False
-        for name, t in self.heard.items():
-            if alive and t is not None and now - t >= cfg.HBDEADTIME and not self.path_silent.get(name):
+        for name, d in self.detectors.items():
+            if alive and d.last is not None and not d.alive(now) and not self.path_silent.get(name):
                 self.path_silent[name] = True
-                self.log.warning("path %s silent for %.1f s; %s still heard on another path, "
-                                 "no failover", name, now - t, self.peer)
+                self.log.warning("path %s silent for %.2f s; %s still heard on another path, "
+                                 "no failover", name, now - d.last, self.peer)
         if alive != self.peer_alive:
             self.peer_alive = alive
             if alive:
                 self.log.info("peer %s alive, heard on %s", self.peer,
-                              ", ".join(n for n, t in self.heard.items() if t and now - t < cfg.HBDEADTIME))
+                              ", ".join(n for n, d in self.detectors.items() if d.alive(now)))
             elif self.last_heard is not None:
                 why = "said goodbye" if self.peer_fields.get("role") == "stopped" else \
                     f"nothing heard on any path for {now - self.last_heard:.2f} s"
@@ -210,6 +215,11 @@ class Daemon:
         if peerstate != self.peerstate:
             self.peerstate = peerstate
             self._write_state()
+
+    def _death_time(self):
+        """When the peer will be dead if nothing more is heard: the latest of the paths' deadlines."""
+        return max((d.deadline() for d in self.detectors.values() if d.last is not None),
+                   default=time.monotonic())
 
     def _ping_ok(self, now):
         return self.pinger is None or self.pinger.ok(now)
@@ -570,6 +580,9 @@ class Daemon:
             out[f"PATH{i}"] = p.name
             out[f"PATH{i}_HEARD"] = "never" if t is None else f"{now - t:.3f}"
             out[f"PATH{i}_UP"] = int(p.fileno() is not None)
+            d = self.detectors[p.name]
+            out[f"PATH{i}_DEADTIME"] = f"{d.deadtime:.3f}"
+            out[f"PATH{i}_LOSS"] = f"{d.loss:.3f}"
         for reason, n in sorted(self.codec.counters.items()):
             out[f"MSG_{reason.upper().replace('-', '_')}"] = n
         if self.pinger:

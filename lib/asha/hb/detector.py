@@ -1,0 +1,65 @@
+"""When silence on a path means that the peer is dead.
+
+On a clean path that is HBDEADTIME. On a path that loses or delays beats, a
+fixed dead time is either slow everywhere or false on the bad path, so each
+path measures its own loss (from the sequence numbers) and delay variation
+(from arrival times) and waits long enough that a live peer's beats would all
+be lost with a chance below one in a billion, but never longer than
+HBDEADTIMEMAX. A hard failure on a clean LAN is still seen after HBDEADTIME."""
+
+import math
+
+TARGET = 1e-9          # accepted chance that a live peer looks dead on one path
+MEMORY = 30.0          # seconds over which loss and delay variation are remembered
+MIN_SAMPLES = 20       # beats before the loss estimate is trusted
+
+
+class PathDetector:
+    def __init__(self, keepalive, deadtime, deadmax):
+        self.keepalive, self.floor, self.cap = keepalive, deadtime, max(deadmax, deadtime)
+        self.last = None            # monotonic time the peer was last heard here
+        self.gen = None
+        self.seq = 0
+        self.seq_time = None
+        self.expected = 0.0
+        self.received = 0.0
+        self.jitter = 0.0
+        self.deadtime = deadtime
+
+    def heard(self, now, gen, seq):
+        self.last = now
+        if gen != self.gen:                       # the peer (re)started: new numbering
+            self.gen, self.seq, self.seq_time = gen, seq, now
+            return
+        if seq > self.seq:
+            gap = seq - self.seq
+            elapsed = now - self.seq_time
+            decay = math.exp(-elapsed / MEMORY)
+            self.expected = self.expected * decay + gap
+            self.received = self.received * decay + 1
+            self.jitter = max(self.jitter * decay, abs(elapsed - self.keepalive * gap))
+            self.seq, self.seq_time = seq, now
+        else:                                     # reordered: counted lost before, it came
+            self.received += 1
+        self._update()
+
+    def _update(self):
+        if self.expected < MIN_SAMPLES:
+            loss = 0.0
+        else:
+            loss = min(0.95, max(0.0, 1.0 - self.received / self.expected))
+        beats = math.ceil(math.log(TARGET) / math.log(loss)) if loss > 0.001 else 0
+        self.deadtime = max(self.floor, min(self.cap, beats * self.keepalive + 2 * self.jitter))
+
+    @property
+    def loss(self):
+        if self.expected < MIN_SAMPLES:
+            return 0.0
+        return max(0.0, 1.0 - self.received / self.expected)
+
+    def deadline(self):
+        """Monotonic time after which this path says the peer is dead (None: never heard)."""
+        return None if self.last is None else self.last + self.deadtime
+
+    def alive(self, now):
+        return self.last is not None and now < self.last + self.deadtime
