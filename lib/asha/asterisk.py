@@ -2,16 +2,22 @@
 
 Shared by asha-hb (the resource chain) and asha-watchdog. Asterisk is found by
 its pid file (ASTPIDFILE) when that names a live process called ASTPROC, else
-by ASTPROC in the process list; a zombie is not a running Asterisk."""
+by ASTPROC in the process list; a zombie is not a running Asterisk. start() and
+stop() are idempotent and verified: they return True only once the process is
+there, or gone. The checks (cli_check, sip_check) are bounded by their timeout;
+CliProbe and SipProbe are the same checks without blocking, for a select loop."""
 
 import os
 import select
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import psutil
+
+CLI_COMMAND = "core show uptime"
 
 
 def _alive_named(pid, name):
@@ -22,33 +28,69 @@ def _alive_named(pid, name):
         return False
 
 
-def find_pid(cfg):
-    """Pid of the running Asterisk, or None."""
+def pidfile_pid(cfg):
+    """The pid written in ASTPIDFILE, or None (no file, or not a pid)."""
     try:
         with open(cfg.ASTPIDFILE) as f:
             pid = int(f.read().split()[0])
-        if _alive_named(pid, cfg.ASTPROC):
-            return pid
     except (OSError, ValueError, IndexError):
-        pass
-    for p in psutil.process_iter(["name", "status"]):
-        if p.info["name"] == cfg.ASTPROC and p.info["status"] != psutil.STATUS_ZOMBIE:
-            return p.pid
-    return None
+        return None
+    return pid if pid > 0 else None
+
+
+def find_pid(cfg):
+    """Pid of the running Asterisk, or None."""
+    pid = pidfile_pid(cfg)
+    if pid is not None and _alive_named(pid, cfg.ASTPROC):
+        return pid
+    found = {}
+    for p in psutil.process_iter(["name", "status", "ppid", "cmdline"]):
+        if p.info["name"] == cfg.ASTPROC and p.info["status"] != psutil.STATUS_ZOMBIE \
+                and not _remote_console(p.info["cmdline"]):
+            found[p.pid] = p.info["ppid"]
+    # A server that forks workers under the same name (kamailio does): its top.
+    tops = [pid for pid, ppid in found.items() if ppid not in found]
+    return min(tops or found, default=None)
+
+
+def _remote_console(argv):
+    """True for `asterisk -rx ...`, `-r`, `-R`, `-x`: a client of the PBX
+    (SARK runs many), not the PBX, though it has the same name."""
+    return any(w.startswith("-") and not w.startswith("--") and set(w[1:]) & set("rRx")
+               for w in (argv or [])[1:])
 
 
 def is_running(cfg):
     return find_pid(cfg) is not None
 
 
-def _sh(command, timeout):
+def started_at(pid):
+    """Epoch seconds at which pid started, or None when it is gone."""
     try:
-        p = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def _sh(command, timeout):
+    """Run command with sh; (status or None on timeout, last line of its output).
+
+    The output goes to a file, not a pipe: a command that starts a daemon
+    would otherwise keep us waiting for the daemon's copy of the pipe."""
+    with tempfile.TemporaryFile() as out:
+        try:
+            p = subprocess.run(["sh", "-c", command], stdout=out, stderr=out,
+                               timeout=timeout, stdin=subprocess.DEVNULL)
+            status = p.returncode
+        except subprocess.TimeoutExpired:
+            status = None
+        except OSError as e:
+            return 127, e.strerror
+        out.seek(0)
+        lines = out.read().decode(errors="replace").strip().splitlines()
+    if status is None:
         return None, f"did not return within {timeout:g} s"
-    out = (p.stderr.strip() or p.stdout.strip()).splitlines()
-    return p.returncode, (out[-1] if out else "")
+    return status, (lines[-1].strip() if lines else "")
 
 
 def start(cfg, log, timeout=10.0):
@@ -75,11 +117,21 @@ def start(cfg, log, timeout=10.0):
 
 
 def kill(pid, log, why):
+    """SIGKILL pid and its descendants (helpers, a server's workers); logged."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        children = []
     try:
         os.kill(pid, signal.SIGKILL)
         log.warning("Asterisk (pid %d) killed: %s", pid, why)
     except ProcessLookupError:
         pass
+    for c in children:
+        try:
+            c.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
 
 
 def wait_gone(pid, timeout):
@@ -133,14 +185,60 @@ def stop(cfg, log):
     return True
 
 
-def cli_check(cfg, timeout):
-    """True when `ASTBIN -rx "core show uptime"` answers within timeout."""
-    try:
-        p = subprocess.run([cfg.ASTBIN, "-rx", "core show uptime"], capture_output=True,
-                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except (subprocess.TimeoutExpired, OSError):
-        return False
-    return p.returncode == 0 and "uptime" in p.stdout.lower()
+# ---------------------------------------------------------------------------
+# Is it working? Each probe is one question in flight: fileno() for select(),
+# read() when that is readable, result None (no verdict yet), True or False,
+# why (a few words for the log when it failed), close() always.
+
+class CliProbe:
+    """`ASTBIN -rx "core show uptime"`: True when it prints the uptime."""
+
+    def __init__(self, cfg):
+        self.result, self.why, self.out = None, "", b""
+        try:
+            self.proc = subprocess.Popen([cfg.ASTBIN, "-rx", CLI_COMMAND], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as e:
+            self.proc = None
+            self.result, self.why = False, f"{cfg.ASTBIN}: {e.strerror}"
+            return
+        os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def fileno(self):
+        return self.proc.stdout.fileno()
+
+    def read(self):
+        if self.result is not None:
+            return self.result
+        try:
+            data = os.read(self.fileno(), 65536)
+        except BlockingIOError:
+            return None
+        if data:
+            self.out += data
+            return None
+        # End of output: the command is finishing; its words decide.
+        try:
+            status = self.proc.wait(0.2)
+        except subprocess.TimeoutExpired:
+            status = None
+        text = self.out.decode(errors="replace").strip()
+        if status in (0, None) and "uptime" in text.lower():
+            self.result = True
+        else:
+            self.result = False
+            line = text.splitlines()[-1] if text else "no output"
+            self.why = f"exit {status}: {line}" if status else line
+        return self.result
+
+    def close(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
 
 
 def sip_target(cfg):
@@ -157,30 +255,81 @@ def sip_target(cfg):
     return host, int(port or 5060)
 
 
+class SipProbe:
+    """One SIP OPTIONS over a connected UDP socket: True on any SIP response
+    carrying our Call-ID (a 404 or 503 still proves the SIP stack works), False
+    when the port is closed (ICMP unreachable) or the network refuses."""
+
+    def __init__(self, cfg):
+        self.result, self.why = None, ""
+        host, port = sip_target(cfg)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        tag = os.urandom(8).hex()
+        self.callid = f"{tag}@asha-watchdog".encode()
+        try:
+            self.sock.connect((host, port))
+            local = self.sock.getsockname()
+            lhost = f"[{local[0]}]" if family == socket.AF_INET6 else local[0]
+            rhost = f"[{host}]" if family == socket.AF_INET6 else host
+            self.sock.send((
+                f"OPTIONS sip:asha@{rhost}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {lhost}:{local[1]};branch=z9hG4bK{tag};rport\r\n"
+                f"Max-Forwards: 70\r\n"
+                f"From: <sip:asha-watchdog@{lhost}>;tag={tag[:8]}\r\n"
+                f"To: <sip:asha@{rhost}>\r\n"
+                f"Call-ID: {self.callid.decode()}\r\n"
+                f"CSeq: 1 OPTIONS\r\n"
+                f"User-Agent: asha-watchdog\r\n"
+                f"Content-Length: 0\r\n\r\n").encode())
+        except OSError as e:
+            self.result, self.why = False, f"{host} port {port}: {e.strerror}"
+        self.target = f"{host} port {port}"
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def read(self):
+        for _ in range(16):                # bounded: a flood cannot hold the loop
+            if self.result is not None:
+                break
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                self.result, self.why = False, f"{self.target}: {e.strerror}"
+                break
+            if data.startswith(b"SIP/2.0 ") and self.callid in data:
+                self.result = True
+        return self.result
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_probe(probe, timeout):
+    """Wait for a probe's verdict; False (and why) when none comes within timeout."""
+    try:
+        end = time.monotonic() + timeout
+        while probe.result is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                probe.result, probe.why = False, f"no answer within {timeout:g} s"
+                break
+            r, _, _ = select.select([probe], [], [], left)
+            if r:
+                probe.read()
+        return probe.result
+    finally:
+        probe.close()
+
+
+def cli_check(cfg, timeout):
+    """True when `ASTBIN -rx "core show uptime"` answers within timeout."""
+    return wait_probe(CliProbe(cfg), timeout)
+
+
 def sip_check(cfg, timeout):
     """True when one SIP OPTIONS gets any SIP answer within timeout."""
-    host, port = sip_target(cfg)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        s.settimeout(timeout)
-        s.connect((host, port))
-        local = s.getsockname()
-        tag = os.urandom(6).hex()
-        lhost = f"[{local[0]}]" if family == socket.AF_INET6 else local[0]
-        rhost = f"[{host}]" if family == socket.AF_INET6 else host
-        s.send((f"OPTIONS sip:asha@{rhost}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {lhost}:{local[1]};branch=z9hG4bK{tag};rport\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:asha-watchdog@{lhost}>;tag={tag}\r\n"
-                f"To: <sip:asha@{rhost}>\r\nCall-ID: {tag}@asha\r\nCSeq: 1 OPTIONS\r\n"
-                f"Content-Length: 0\r\n\r\n").encode())
-        end = time.monotonic() + timeout
-        while True:
-            s.settimeout(max(0.001, end - time.monotonic()))
-            data = s.recv(65535)
-            if data.startswith(b"SIP/2.0 ") and f"{tag}@asha".encode() in data:
-                return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return wait_probe(SipProbe(cfg), timeout)
