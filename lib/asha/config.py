@@ -504,6 +504,7 @@ _key(S, "WDINTERVAL", seconds(0.0, 60), "1", "seconds between the watchdog's pro
 _key(S, "WDHANGINTERVAL", seconds(0.0, 60), "0.4", "seconds between hang checks")
 _key(S, "WDHANGTIMEOUT", seconds(0.0, 60), "0.3", "seconds a hang check waits for an answer")
 _key(S, "WDHANGCOUNT", integer(1, 100), "3", "failed hang checks in a row that mean hung")
+_key(S, "WDSTARTGRACE", seconds(0, 3600, allow_zero=True), "60", "seconds a started Asterisk may take to answer its first hang check before failures count")
 _key(S, "WDSIPURI", optional(sipuri), "", "SIP URI the hang check sends OPTIONS to; empty: the cluster IP, port 5060")
 _key(S, "WDRESTARTS", integer(0, 100), "3", "restarts within WDRESTARTWINDOW before failing over (ATTEMPTRESTART=YES)")
 _key(S, "WDRESTARTWINDOW", seconds(0.0), "300", "seconds over which restarts are counted")
