@@ -14,7 +14,8 @@ HB_PID = "hb.pid"
 HB_CONTROL = "hb.ctl"          # asha-hb's control socket
 SYNC_STATE = "sync.state"      # outcome of the last asha-sync run
 SYNC_LOCK = "sync.lock"
-WATCHDOG_STATE = "watchdog.state"
+WATCHDOG_STATE = "watchdog.state"  # what asha-watchdog sees and the restarts it made
+WATCHDOG_PID = "watchdog.pid"      # asha-watchdog's lock: one watchdog per node
 RHINO_STATE = "rhino.state"    # what asha-rhino last commanded
 
 
