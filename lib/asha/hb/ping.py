@@ -9,6 +9,8 @@ import os
 import socket
 import struct
 
+from ..arp import checksum
+
 
 class Pinger:
     INTERVAL = 0.5          # seconds between echo rounds
@@ -54,7 +56,7 @@ class Pinger:
             payload = struct.pack("!d", now)
             head = struct.pack("!BBHHH", kind, 0, 0, self.ident, self.seq)
             if ip.version == 4:
-                head = struct.pack("!BBHHH", kind, 0, _checksum(head + payload), self.ident, self.seq)
+                head = struct.pack("!BBHHH", kind, 0, checksum(head + payload), self.ident, self.seq)
             try:
                 s.sendto(head + payload, (str(ip), 0))
             except OSError:
@@ -89,13 +91,4 @@ class Pinger:
     def close(self):
         for s in self.socks.values():
             s.close()
-
-
-def _checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
