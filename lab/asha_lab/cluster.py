@@ -63,6 +63,12 @@ def start_hb(node):
                       stderr=open(os.devnull, "w"))
 
 
+def start_watchdog(node):
+    """asha-watchdog run in the background in node (logs go to ASHALOG)."""
+    return node.popen(asha("asha-watchdog"), stdout=open(os.devnull, "w"),
+                      stderr=open(os.devnull, "w"))
+
+
 def hb_state(node):
     """asha-hb's state file in node as a dict ({} if none)."""
     from asha import state
@@ -112,5 +118,5 @@ def asterisk_running(node):
         "Z" not in node.run(["ps", "-o", "stat=", "-C", "asterisk"], check=False).stdout
 
 
-__all__ = ["REPO", "configure", "start_hb", "hb_state", "wait_for", "wait_role", "steady_pair",
+__all__ = ["REPO", "configure", "start_hb", "start_watchdog", "hb_state", "wait_for", "wait_role", "steady_pair",
            "answers", "logs", "read_log", "log_path", "asterisk_running"]
