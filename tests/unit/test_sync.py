@@ -16,35 +16,9 @@ import pytest
 
 from asha import config, lock, state, sync, sync_remote
 
+from .test_asterisk import Log
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Log:
-    """A logger that keeps (level, message) pairs."""
-
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level, fmt, *args):
-        self.lines.append((level, fmt % args if args else fmt))
-
-    def debug(self, *a):
-        self._add("debug", *a)
-
-    def info(self, *a):
-        self._add("info", *a)
-
-    def warning(self, *a):
-        self._add("warning", *a)
-
-    def error(self, *a):
-        self._add("error", *a)
-
-    def isEnabledFor(self, level):
-        return False
-
-    def text(self):
-        return "\n".join(m for _, m in self.lines)
 
 
 def make_cfg(tmp_path, **over):
