@@ -16,7 +16,10 @@ def run(args):
         target = args["FILE"] or cfg.HBAUTHKEY
         if os.path.exists(target) and not args["--force"]:
             raise exits.AshaError(f"{target} exists; --force replaces it (then copy it to the peer)")
-        proto.make_key(target)
+        try:
+            proto.make_key(target)
+        except OSError as e:
+            raise exits.AshaError(f"{target}: cannot write the key: {e.strerror}") from None
         print(f"{target}: new heartbeat key; copy it to the peer (mode 0600) before starting asha-hb")
         return exits.OK
     if args["check"]:
@@ -37,37 +40,57 @@ def run(args):
 
 
 def check(cfg):
-    """Everything asha-hb needs before it starts; 0 or 78, one line per problem."""
+    """Everything asha-hb needs before it starts; 0 or 78, one line per problem
+    (all of them in one run)."""
     problems = []
     try:
         cfg.node_role()
     except config.ConfigError as e:
         problems += e.errors
+    else:
+        try:
+            cfg.node_addr(cfg.peer_node())
+        except config.ConfigError as e:
+            problems += e.errors
     try:
         proto.load_key(cfg.HBAUTHKEY)
     except exits.AshaError as e:
         problems.append(str(e))
     for dev in cfg.HBSERIAL:
-        if not os.path.exists(dev):
-            problems.append(f"{cfg.path}: HBSERIAL {dev}: no such device")
-    if not problems:
-        try:
-            peer = cfg.peer_node()
-            cfg.node_addr(peer)
-        except config.ConfigError as e:
-            problems += e.errors
-    if not problems:
-        from .. import vip
-        try:
-            vip.resolve(cfg)
-        except (config.ConfigError, exits.AshaError) as e:
-            problems += e.errors if isinstance(e, config.ConfigError) else [str(e)]
+        why = _serial_problem(dev)
+        if why:
+            line = cfg.line_of("HBSERIAL")
+            problems.append(f"{cfg.path}{f':{line}' if line else ''}: HBSERIAL {dev}: {why}")
+    from .. import vip
+    try:
+        vip.resolve(cfg)
+    except config.ConfigError as e:
+        problems += e.errors
+    except exits.AshaError as e:
+        problems.append(str(e))
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
         return exits.CONFIG
     print(f"{cfg.path}: configuration OK for {cfg.local_node()} ({cfg.node_role()})")
     return exits.OK
+
+
+def _serial_problem(dev):
+    """Why dev cannot carry heartbeats, or None. Opened without taking the line
+    (no settings, non-blocking) so that a running asha-hb is not disturbed."""
+    try:
+        fd = os.open(dev, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "no such device"
+    except OSError as e:
+        return f"cannot open: {e.strerror}"
+    try:
+        if not os.isatty(fd):
+            return "not a serial device (not a terminal)"
+    finally:
+        os.close(fd)
+    return None
 
 
 def _run_here(cfg, path, foreground, verbose=False):
@@ -134,6 +157,10 @@ def _ago(text):
         return text
 
 
+def _number(text):
+    return None if text is None else float(text)
+
+
 def status(cfg, as_json):
     try:
         lines = control.request(cfg, "status", timeout=5)
@@ -155,7 +182,9 @@ def status(cfg, as_json):
         while f"PATH{i}" in values:
             heard = values[f"PATH{i}_HEARD"]
             out["paths"].append({"name": values[f"PATH{i}"], "open": values[f"PATH{i}_UP"] == "1",
-                                 "heard_ago": None if heard == "never" else float(heard)})
+                                 "heard_ago": None if heard == "never" else float(heard),
+                                 "deadtime": _number(values.get(f"PATH{i}_DEADTIME")),
+                                 "loss": _number(values.get(f"PATH{i}_LOSS"))})
             i += 1
         for k, v in values.items():
             if k.startswith("MSG_"):
@@ -174,7 +203,12 @@ def status(cfg, as_json):
     while f"PATH{i}" in values:
         up = "" if values[f"PATH{i}_UP"] == "1" else " (device not open)"
         heard = values[f"PATH{i}_HEARD"]
-        print(f"  {values[f'PATH{i}']}: last heard {_ago(heard) if heard != 'never' else 'never'}{up}")
+        extra = ""
+        if f"PATH{i}_DEADTIME" in values:
+            extra = f", dead after {float(values[f'PATH{i}_DEADTIME']):.2f} s silent" \
+                    f", {float(values[f'PATH{i}_LOSS']) * 100:.1f}% lost"
+        print(f"  {values[f'PATH{i}']}: last heard {_ago(heard) if heard != 'never' else 'never'}"
+              f"{extra}{up}")
         i += 1
     rejected = {k[4:].lower(): v for k, v in values.items() if k.startswith("MSG_") and k != "MSG_ACCEPTED"}
     print(f"messages: {values.get('MSG_ACCEPTED', 0)} accepted" +
@@ -192,7 +226,13 @@ def status(cfg, as_json):
 
 def switch(cfg, what, wait):
     """standby / takeover: ask the daemon, then wait until the move is done."""
-    answer = control.request(cfg, what)
+    try:
+        answer = control.request(cfg, what)
+    except control.NotRunning:
+        # Nothing can move without the daemon: say so in its words, exit 3.
+        raise exits.AshaError(f"not running (no control socket at "
+                              f"{state.path(cfg, state.HB_CONTROL)}); start it first",
+                              exits.LSB_NOT_RUNNING) from None
     print(f"asha-hb: {' '.join(answer)}")
     if answer and answer[0].startswith("already"):
         return exits.OK
