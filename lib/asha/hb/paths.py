@@ -12,7 +12,11 @@ import select
 import socket
 import time
 
+from .. import exits
+
 MAX_FRAME = 1024
+_IP_FREEBIND = 15                   # <linux/in.h>; not in Python's socket module
+_IPV6_FREEBIND = 78                 # <linux/in6.h>, Linux 4.15 and later
 
 
 class UDPPath:
@@ -26,7 +30,23 @@ class UDPPath:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET:
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB8)     # EF: beats first
-        self.sock.bind((local_addr or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        # Bind even before this node's heartbeat address is up (a slow link or
+        # DHCP at boot): sends fail and are logged until it is, then it works.
+        # Without this asha-hb would exit at start and init would respawn it.
+        try:
+            if family == socket.AF_INET:
+                self.sock.setsockopt(socket.IPPROTO_IP, _IP_FREEBIND, 1)
+            else:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_FREEBIND, 1)
+        except OSError:
+            pass                             # an old kernel: bind as before
+        bind_addr = local_addr or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+        try:
+            self.sock.bind((bind_addr, port))
+        except OSError as e:
+            self.sock.close()
+            raise exits.AshaError(f"{self.name}: cannot listen on {bind_addr} port {port}: "
+                                  f"{e.strerror}") from None
         self.foreign = 0
         self._error = None
 
@@ -199,4 +219,9 @@ class SerialPath:
 
 
 def _why(e):
+    # pyserial wraps an OSError as SerialException(errno, "could not open port
+    # DEV: [Errno 2] ..."): the errno alone says it without repeating the device.
+    code = getattr(e, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
     return getattr(e, "strerror", None) or str(e) or type(e).__name__

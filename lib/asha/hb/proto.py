@@ -8,6 +8,7 @@ another node, from an older generation, or already seen; it keeps one replay
 window per path, so one message sent on every path is accepted once on each."""
 
 import collections
+import errno
 import hashlib
 import hmac
 import os
@@ -51,11 +52,16 @@ class Message:
 def load_key(path):
     """The shared key in path: refuses a missing, empty or group/world-accessible file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put in its place would otherwise block the open
+        # for ever; on the regular file it must be, it changes nothing.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise exits.AshaError(f"{path}: heartbeat key (HBAUTHKEY) missing; make one with "
                               f"`asha-hb genkey` and copy it to both nodes", exits.CONFIG) from None
     except OSError as e:
+        if e.errno == errno.ELOOP:          # O_NOFOLLOW met a symbolic link
+            raise exits.AshaError(f"{path}: heartbeat key is a symbolic link; set HBAUTHKEY "
+                                  f"to the file itself", exits.CONFIG) from None
         raise exits.AshaError(f"{path}: cannot read the heartbeat key: {e.strerror}",
                               exits.CONFIG) from None
     try:
