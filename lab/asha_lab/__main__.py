@@ -4,6 +4,9 @@
                               them, keep it until Ctrl-C or SIGTERM, then close it
   python -m asha_lab list     every lab on this machine, its owner and whether it lives
   python -m asha_lab sweep    remove the labs whose owner process is gone
+  python -m asha_lab demo     `make demo`: an asha pair failing over, narrated,
+                              with the outages measured from a client; exit 0
+                              when every step did what it should, 1 if not
 
 Example: sudo .venv/bin/python -m asha_lab, then in another terminal
 `nsenter -t PID -n -u -m -p` as printed, and `ping 198.51.100.2` from A."""
@@ -35,6 +38,9 @@ def main(argv):
         for prefix in sweep_stale():
             print(f"removed {prefix}")
         return 0
+    if what == "demo" and len(argv) == 1:
+        from . import demo
+        return demo.main()
     if what == "list":
         for prefix, (owner, alive) in sorted(labs().items()):
             print(f"{prefix} owner {owner} {'alive' if alive else 'gone'}")
