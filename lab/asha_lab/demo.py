@@ -17,18 +17,26 @@ import subprocess
 import sys
 import time
 
-from . import REPO, SIPPROBE, STANDIN_ASTERISK, Lab, LabError, asha, cluster, sip_options
+from . import (REPO, SIPPROBE, STANDIN_ASTERISK, VENV_PYTHON, Lab, LabError, cluster,
+               lab_namespaces, sip_options)
 from .ssh import start_sshd, trust
 
 KEY = "/etc/asha/authkey"
 CONF = "/etc/asha.conf"
+CRON = "/etc/cron.d/asha"
 VMAILDIR = "/var/spool/asterisk/voicemail"
 INBOX = f"{VMAILDIR}/default/1000/INBOX"
 PIDFILE = "/var/run/asterisk/asterisk.pid"
+PREFIX = "/opt/asha"      # where `make install` puts asha in the nodes
+SBIN = f"{PREFIX}/sbin"
+# What `make install PREFIX=/opt/asha` writes, as the nodes get it (the rest,
+# such as /usr, is the host's own in a node and must not be written).
+INSTALLED_TOPS = ("opt", "etc")
 
 ASK_EVERY = 0.02          # C's SIP OPTIONS interval while a failover is measured
 WATCH = 8.0               # seconds C watches each failover (bounded: WATCH / ASK_EVERY requests)
 LEAD = 1.0                # seconds of answers C sees before the failure is caused
+EXCERPT = 22              # log lines shown for a failover
 LOG_TAIL = 25             # lines of each log shown when a step fails
 
 
@@ -64,6 +72,11 @@ def conf_text(lab, node):
     ]) + "\n"
 
 
+TOOLS = ("asha-hb", "asha-watchdog", "asha-sync", "asha-vip", "asha-rhino")
+# The nodes' tools find their library themselves: nothing of this checkout on their path.
+NODE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def ms(seconds):
     return f"{seconds * 1000:.0f} ms"
 
@@ -96,12 +109,12 @@ class Demo:
 
     # -- running asha ------------------------------------------------------------
     def tool(self, name, *args):
-        """argv of asha tool name as the nodes run it."""
-        return asha(name, *args)
+        """argv of the installed asha tool name as the nodes run it."""
+        return [f"{SBIN}/{name}", *args]
 
     def run_tool(self, node, name, *args, timeout=60):
         try:
-            return node.run(self.tool(name, *args), check=False, timeout=timeout)
+            return node.run(self.tool(name, *args), check=False, timeout=timeout, env=NODE_ENV)
         except subprocess.TimeoutExpired:
             raise StepFailed(f"{name} {' '.join(args)} on {node.short.upper()} did not finish "
                              f"within {timeout} s") from None
@@ -188,11 +201,35 @@ class Demo:
                  f"(pid {self.ast_pid(a)} in A)")
 
     def install(self):
-        self.say(f"  asha runs from this checkout ({REPO}/bin) with {sys.executable} "
-                 "(the lab's way; no install)")
+        """make install into a staging directory once, then its tree onto each node's disk."""
+        dest = os.path.join(self.lab.dir, "install")
+        argv = ["make", "-s", "-C", REPO, "install", f"DESTDIR={dest}", f"PREFIX={PREFIX}",
+                f"PYTHON={VENV_PYTHON}"]
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise StepFailed("make install did not finish within 120 s") from None
+        if p.returncode != 0:
+            raise StepFailed(f"make install exited {p.returncode}: "
+                             f"{(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+        self.say(f"  make install DESTDIR={dest} PREFIX={PREFIX} PYTHON={VENV_PYTHON}:")
+        self.quote(p.stdout + p.stderr)
+        tops = sorted(os.listdir(dest))
+        if not set(tops) <= set(INSTALLED_TOPS) or not os.path.isdir(os.path.join(dest, "opt")):
+            raise StepFailed(f"make install wrote {', '.join('/' + t for t in tops)} in {dest}; "
+                             f"the demo copies only {', '.join('/' + t for t in INSTALLED_TOPS)}")
+        for node in (self.a, self.b):
+            for top in tops:
+                node.run(["cp", "-a", f"{dest}/{top}/.", f"/{top}/"])
+            missing = [t for t in TOOLS if not node.exists(f"{SBIN}/{t}")]
+            if missing:
+                raise StepFailed(f"{', '.join(missing)} missing in {SBIN} on {node.short.upper()}")
+        self.say(f"  copied that tree onto the disks of A and B (/opt/asha, /etc/cron.d/asha, ...): "
+                 f"the nodes run {SBIN}/asha-*, without PYTHONPATH")
 
     def start_daemon(self, node, name, *args):
-        node.popen(self.tool(name, *args), stdin=subprocess.DEVNULL,
+        node.popen(self.tool(name, *args), env=NODE_ENV, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_log(self, node, text, timeout):
@@ -226,6 +263,7 @@ class Demo:
         """Have C ask every ASK_EVERY; after LEAD seconds run cause() (returns what
         to print); then return the longest silence C saw, from the first answer
         around the failure to the first answer after it."""
+        started = time.time()
         watcher = self.c.popen([sys.executable, SIPPROBE, self.lab.cluster_ip, "--watch",
                                 str(WATCH), "--interval", str(ASK_EVERY)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -251,12 +289,12 @@ class Demo:
             raise StepFailed(f"{scenario}: C got no answer in the {LEAD:g} s before the failure")
         if not after:
             raise StepFailed(f"{scenario}: C got no answer in the {WATCH - LEAD:g} s after it")
+        if times[-1] < started + WATCH - 0.5:
+            raise StepFailed(f"{scenario}: C's answers stopped again {times[-1] - t0:.2f} s "
+                             f"after {event} and did not come back")
         gaps = [(y - x, x, y) for x, y in zip(times, times[1:]) if y >= t0]
         outage, last, first = max(gaps)
-        end_of_watch = times[0] + WATCH - 0.5
-        if times[-1] < end_of_watch and outage < times[-1] - times[0]:
-            raise StepFailed(f"{scenario}: C's answers stopped again {times[-1] - t0:.2f} s "
-                             f"after the failure")
+        self.log_excerpt(t0, first, event)
         node = self.who_answers()
         by = f"; {node.short.upper()} answers now" if node else ""
         self.say(f"  C: the last answer came {rel(last - t0)} {event}, the next {rel(first - t0)}: "
@@ -266,6 +304,24 @@ class Demo:
                              f"not {answerer}")
         self.outages.append((scenario, outage))
         return outage
+
+    def log_excerpt(self, t0, until, event):
+        """What asha logged on A and B from t0 to until (a little after), times from t0."""
+        lines = []
+        for node in (self.a, self.b):
+            said = {}
+            for when, tool, message in log_lines(cluster.read_log(self.lab, node)):
+                # the same news heard on each path (the LAN, the serial cable) is shown once
+                if t0 - 0.01 <= when <= until + 0.2 and when - said.get((tool, message), -1) > 0.1:
+                    lines.append((when, node.short.upper(), tool, message))
+                said[tool, message] = when
+        if not lines:
+            return
+        self.say(f"  what asha logged, in ms from {event}:")
+        for when, short, tool, message in sorted(lines)[:EXCERPT]:
+            self.say(f"      | {(when - t0) * 1000:+5.0f}  {short} {tool}: {message}")
+        if len(lines) > EXCERPT:
+            self.say(f"      | ({len(lines) - EXCERPT} more lines)")
 
     # -- the steps ---------------------------------------------------------------------
     def steady_state(self):
@@ -294,8 +350,7 @@ class Demo:
         if p.returncode != 0:
             raise StepFailed(f"asha-sync --now on {on.short.upper()} exited {p.returncode}: "
                              f"{(p.stderr or p.stdout).strip()}")
-        self.say(f"  asha-sync --now on {on.short.upper()} (cron runs asha-sync --cron every "
-                 f"minute): {p.stdout.strip()}")
+        self.say(f"  asha-sync --now on {on.short.upper()}: {p.stdout.strip()}")
         for ext in ("txt", "wav"):
             path = f"{INBOX}/{name}.{ext}"
             if not on.exists(path) or on.read_file(path) != frm.read_file(path):
@@ -307,6 +362,12 @@ class Demo:
     def voicemail_to_b(self):
         self.step("2. A voicemail left on A reaches B")
         self.voicemail(self.a, "msg0000", "reception")
+        jobs = [line for line in self.b.read_file(CRON).splitlines()
+                if "asha-sync" in line and not line.startswith("#")]
+        if not jobs:
+            raise StepFailed(f"{CRON} on B has no asha-sync job")
+        self.say(f"  cron runs asha-sync every minute on both nodes ({CRON}: {' '.join(jobs[0].split())});")
+        self.say("  here B runs it at once, with --now rather than --cron so that it says what it did:")
         self.sync(self.b, self.a, "msg0000")
 
     def soft_failover(self):
@@ -324,12 +385,8 @@ class Demo:
         noticed = log_time(cluster.read_log(self.lab, a), f"Asterisk (pid {pid}) has exited")
         if noticed is None:
             raise StepFailed("asha-watchdog on A did not log the death of Asterisk")
-        took = log_time(cluster.read_log(self.lab, b), "takeover complete")
-        self.say(f"  asha-watchdog on A saw Asterisk die {ms(max(0.0, noticed - self.event))} after "
-                 "the kill and asked asha-hb to fail over;")
-        if took is not None:
-            self.say(f"  B had the cluster address and its PBX started {ms(took - self.event)} "
-                     "after the kill (B's log)")
+        self.say("  asha-watchdog on A saw Asterisk die and asked asha-hb to fail over; A released "
+                 "the cluster address, B took it and started its PBX")
         self.say(f"  now: A is {self.role(a)}, B is {self.role(b)}")
 
     def resync_a(self):
@@ -352,7 +409,8 @@ class Demo:
         result = {}
 
         def takeover():
-            result["p"] = a.popen(self.tool("asha-hb", "takeover"), stdout=subprocess.PIPE,
+            result["p"] = a.popen(self.tool("asha-hb", "takeover"), env=NODE_ENV,
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
             return "on A: asha-hb takeover"
         try:
@@ -378,7 +436,7 @@ class Demo:
         while True:
             log = cluster.read_log(self.lab, node)
             start = log.rfind("takeover complete")
-            if start >= 0 and text in log[start:] or text in log[log.rfind("taking the resources"):]:
+            if start >= 0 and text in log[start:]:
                 return
             if time.monotonic() > end:
                 raise StepFailed(f"{node.short.upper()}'s log has no {text!r} after its takeover")
@@ -419,13 +477,22 @@ class Demo:
         self.table()
 
 
+LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) (\S+?)\[\d+\]: (?:INFO: )?(.*)")
+
+
+def log_lines(log):
+    """(epoch seconds, tool, message) of each line of an ASHALOG text."""
+    for line in log.splitlines():
+        m = LOG_LINE.match(line)
+        if m:
+            when = time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + int(m.group(2)) / 1000
+            yield when, m.group(3), m.group(4)
+
+
 def log_time(log, text):
     """Epoch seconds of the last line of an ASHALOG text that contains text, or None."""
-    for line in reversed(log.splitlines()):
-        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3}) ", line)
-        if m and text in line:
-            return time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + int(m.group(2)) / 1000
-    return None
+    found = [when for when, _, message in log_lines(log) if text in message]
+    return found[-1] if found else None
 
 
 def tail(text, n):
@@ -460,6 +527,9 @@ def main(out=sys.stdout):
                                  f"{tail(cluster.read_log(lab, n), LOG_TAIL)}" for n in (lab.a, lab.b))
             print(f"\n[{time.monotonic() - t0:5.1f} s] closing the lab: every process of A, B and C "
                   "stopped, the namespaces removed", file=out, flush=True)
+        left = [ns for ns in lab_namespaces() if ns.startswith(lab.prefix + "-")]
+        if (left or os.path.exists(lab.dir)) and reason is None:
+            reason = f"the lab was not removed: {' '.join(left) or lab.dir} still there"
     except (KeyboardInterrupt, Interrupted):
         print("\nasha demo: interrupted; the lab is closed", file=sys.stderr, flush=True)
         return 130
