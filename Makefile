@@ -51,11 +51,11 @@ clean:
 #   put first on sys.path, so that it never needs PYTHONPATH.
 # - the library in $(PREFIX)/lib/asha, private to the tools, as Debian keeps a
 #   program's own modules out of dist-packages: lib/asha, and docopt-ng copied
-#   from .venv, since Debian 12 and RHEL 9 have no package of it (and Debian's
-#   python3-docopt, the older docopt, has another error behaviour).
-#   pyserial, pyusb and psutil come from the distribution (Debian:
-#   python3-serial python3-usb python3-psutil; RHEL: python3-pyserial
-#   python3-pyusb python3-psutil); install says which of them PYTHON lacks.
+#   from .venv, since Debian 12 has no package of it (python3-docopt is the
+#   older docopt, which words its errors otherwise). pyserial, pyusb and
+#   psutil come from the distribution (Debian: python3-serial python3-usb
+#   python3-psutil; RHEL with EPEL: python3-pyserial python3-pyusb
+#   python3-psutil); install says in one line which of them PYTHON lacks.
 # - man pages in $(PREFIX)/share/man/man{5,7,8}; asha.conf.example in
 #   $(PREFIX)/share/doc/asha. /etc/asha.conf is never written: the example's
 #   addresses and node names are placeholders that a node must not run with.
@@ -66,8 +66,8 @@ clean:
 #   /usr/local (systemd reads both; /usr/local is the administrator's own),
 #   otherwise in /etc/systemd/system (systemd reads no /opt). UNITDIR= moves
 #   them. They are only installed: `systemctl enable --now asha-hb.service
-#   asha-watchdog.service asha-sync.timer` starts them, `systemctl
-#   daemon-reload` after an upgrade.
+#   asha-watchdog.service` starts them (asha(7) says in which order),
+#   `systemctl daemon-reload` after an upgrade.
 # - inittab.d/asha as $(PREFIX)/share/asha/inittab, for nodes with sysvinit:
 #   appended to /etc/inittab by hand (its header says how), in place of the
 #   units.
@@ -92,7 +92,11 @@ MAN_PAGES := $(wildcard man/*.[1-8])
 UNITS := $(notdir $(wildcard systemd/*.service systemd/*.timer))
 # The modules asha needs from the distribution, and their Debian packages.
 DIST_MODULES := serial:python3-serial usb:python3-usb psutil:python3-psutil
-PATHS_SED := -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/usr/share/asha/|$(DATADIR)/|g'
+# $(call put_paths,SOURCE,DEST): SOURCE with the real directories, as DEST
+# (mode 0644), renamed into place: cron and init never read half a file, and
+# the tools are replaced the same way.
+put_paths = sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/usr/share/asha/|$(DATADIR)/|g' $(1) > $(2).new \
+	&& chmod 0644 $(2).new && mv -f $(2).new $(2)
 
 install: | $(VENV)/.done
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DOCDIR) \
@@ -101,10 +105,12 @@ install: | $(VENV)/.done
 	@set -e; for t in $(TOOLS); do \
 		sed -e '1s|^#!.*|#!$(PYTHON)|' \
 		    -e 's|^import sys$$|&\nsys.path.insert(0, "$(LIBDIR)")  # the installed library first (make install)|' \
-		    bin/$$t > $(DESTDIR)$(SBINDIR)/$$t; \
-		chmod 0755 $(DESTDIR)$(SBINDIR)/$$t; \
-		grep -q '^sys.path.insert(0, "$(LIBDIR)")' $(DESTDIR)$(SBINDIR)/$$t \
-			|| { echo "bin/$$t: no 'import sys' line to put $(LIBDIR) on sys.path after" >&2; exit 1; }; \
+		    bin/$$t > $(DESTDIR)$(SBINDIR)/$$t.new; \
+		grep -q '^sys.path.insert(0, "$(LIBDIR)")' $(DESTDIR)$(SBINDIR)/$$t.new \
+			|| { rm -f $(DESTDIR)$(SBINDIR)/$$t.new; \
+			     echo "bin/$$t: no 'import sys' line to put $(LIBDIR) on sys.path after" >&2; exit 1; }; \
+		chmod 0755 $(DESTDIR)$(SBINDIR)/$$t.new; \
+		mv -f $(DESTDIR)$(SBINDIR)/$$t.new $(DESTDIR)$(SBINDIR)/$$t; \
 	done; echo "installed $(TOOLS) in $(DESTDIR)$(SBINDIR) (#!$(PYTHON))"
 	@set -e; for f in $(patsubst lib/%,%,$(LIB_FILES)); do \
 		install -d -m 0755 $(DESTDIR)$(LIBDIR)/$$(dirname $$f); \
@@ -124,14 +130,11 @@ install: | $(VENV)/.done
 		install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/; \
 	done; echo "installed $(notdir $(MAN_PAGES)) in $(DESTDIR)$(MANDIR)"
 	install -m 0644 asha.conf.example $(DESTDIR)$(DOCDIR)/
-	sed $(PATHS_SED) cron.d/asha > $(DESTDIR)$(CRONDIR)/asha
-	chmod 0644 $(DESTDIR)$(CRONDIR)/asha
+	$(call put_paths,cron.d/asha,$(DESTDIR)$(CRONDIR)/asha)
 	@set -e; for u in $(UNITS); do \
-		sed $(PATHS_SED) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
-		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+		$(call put_paths,systemd/$$u,$(DESTDIR)$(UNITDIR)/$$u); \
 	done; echo "installed $(UNITS) in $(DESTDIR)$(UNITDIR)"
-	sed $(PATHS_SED) inittab.d/asha > $(DESTDIR)$(DATADIR)/inittab
-	chmod 0644 $(DESTDIR)$(DATADIR)/inittab
+	$(call put_paths,inittab.d/asha,$(DESTDIR)$(DATADIR)/inittab)
 	@if ! "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 		if "$(PYTHON)" -c '' 2>/dev/null; then \
 			echo "note: $(PYTHON) is Python $$("$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); asha needs 3.11 or later" >&2; \

@@ -37,12 +37,12 @@ def sources():
                      if p.suffix in (".service", ".timer")))
 
 
-def make(*args, destdir, python=PYTHON, readonly=False):
+def make(*args, destdir, python=PYTHON, readonly=False, prefix=PREFIX):
     """make ARGS with DESTDIR, PREFIX, PYTHON; readonly: in a private mount
     namespace where the checkout is mounted read-only, so that make fails on any
     attempt to write in it."""
     argv = ["make", "--no-print-directory", "-C", str(REPO), *args,
-            f"DESTDIR={destdir}", f"PREFIX={PREFIX}", f"PYTHON={python}"]
+            f"DESTDIR={destdir}", f"PREFIX={prefix}", f"PYTHON={python}"]
     if readonly:
         repo = shlex.quote(str(REPO))
         argv = [*unshare(), "sh", "-c", f'set -e; mount --bind {repo} {repo}; '
@@ -182,6 +182,22 @@ def test_install_names_in_one_line_the_modules_the_interpreter_lacks(tmp_path):
     notes = [line for line in p.stderr.splitlines() if "cannot import" in line]
     assert notes == [f"note: {fake} cannot import usb; apt-get install python3-usb"], p.stderr
     assert (tmp_path / "root/opt/asha/sbin/asha-hb").read_text().startswith(f"#!{fake}\n")
+
+
+@pytest.mark.parametrize("prefix, unitdir", [("/usr/local", "usr/local/lib/systemd/system"),
+                                             ("/usr", "usr/lib/systemd/system")])
+def test_units_go_where_systemd_reads_them(tmp_path, prefix, unitdir):
+    make("install", destdir=tmp_path, prefix=prefix)
+    assert sorted(p.name for p in (tmp_path / unitdir).iterdir()) == sources().units
+    assert not (tmp_path / "etc/systemd").exists()
+    cron = (tmp_path / "etc/cron.d/asha").read_text()
+    assert f"root  {prefix}/sbin/asha-sync --cron\n" in cron
+    if prefix == "/usr":
+        assert cron == (REPO / "cron.d/asha").read_text()
+    inittab = (tmp_path / prefix[1:] / "share/asha/inittab").read_text()
+    assert f"\nha:2345:respawn:{prefix}/sbin/asha-hb run\n" in inittab
+    assert f"cat {prefix}/share/asha/inittab >> /etc/inittab" in inittab
+    assert (tmp_path / prefix[1:] / "sbin/asha-hb").read_text().count(f'"{prefix}/lib/asha"') == 1
 
 
 def test_install_keeps_asha_conf_and_uninstall_removes_the_rest(tmp_path):
