@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 
 from . import (REPO, SIPPROBE, STANDIN_ASTERISK, VENV_PYTHON, Lab, LabError, cluster,
                lab_namespaces, sip_options)
@@ -500,9 +501,13 @@ def tail(text, n):
     return "\n".join(lines[-n:])
 
 
-def _interrupt(signum, frame):
+def _ignore_signals():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)        # one interruption: let the cleanup finish
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _interrupt(signum, frame):
+    _ignore_signals()                # one interruption: let the cleanup finish
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Interrupted(signum)
@@ -520,11 +525,19 @@ def main(out=sys.stdout):
             demo = Demo(lab, out, t0)
             try:
                 demo.run()
-            except (StepFailed, LabError, subprocess.TimeoutExpired) as e:
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                logs = "\n".join(f"----- the last lines of {n.short.upper()}'s log "
-                                 f"({cluster.log_path(lab, n)}) -----\n"
-                                 f"{tail(cluster.read_log(lab, n), LOG_TAIL)}" for n in (lab.a, lab.b))
+            except Exception as e:          # noqa: BLE001 -- any failure is reported, then cleaned up
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                if isinstance(e, StepFailed):
+                    reason = first
+                else:
+                    reason = f"{type(e).__name__}: {first}" if first else type(e).__name__
+                    logs = "".join(traceback.format_exception(e))
+                logs += "\n".join(f"----- the last lines of {n.short.upper()}'s log "
+                                  f"({cluster.log_path(lab, n)}) -----\n"
+                                  f"{tail(cluster.read_log(lab, n), LOG_TAIL)}"
+                                  for n in (lab.a, lab.b))
+            finally:
+                _ignore_signals()           # from here on nothing may cut the cleanup short
             print(f"\n[{time.monotonic() - t0:5.1f} s] closing the lab: every process of A, B and C "
                   "stopped, the namespaces removed", file=out, flush=True)
         left = [ns for ns in lab_namespaces() if ns.startswith(lab.prefix + "-")]

@@ -3,7 +3,7 @@ run as the Makefile runs it. Every step passes and the table has the three
 outages as numbers; nothing of its lab is left (namespaces, files, processes:
 the demo runs under a child subreaper, so a process it left behind becomes
 the subreaper's child and is seen); a second run at once passes too; Ctrl-C
-cleans up; a step that fails is one line and exit 1."""
+and SIGTERM clean up; a step that fails is one line and exit 1."""
 
 import json
 import os
@@ -142,7 +142,8 @@ def test_demo_passes_twice_in_a_row_and_leaves_nothing(tmp_path):
     check_run(tmp_path)                 # at once: nothing of the first run is in the way
 
 
-def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_demo_cleans_up(tmp_path, how):
     proc, report = start_demo(tmp_path)
     seen = ""
     end = time.monotonic() + 120
@@ -153,7 +154,11 @@ def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path):
             if ready:
                 seen += proc.stdout.readline()
         time.sleep(1.5)                          # in the middle of the soft failover's watch
-        os.killpg(proc.pid, signal.SIGINT)       # what a terminal's Ctrl-C sends
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C sends: the whole group
+        else:
+            demo_pid = int(re.search(r"^  lab asl-(\d+)-", seen, re.M).group(1))
+            os.kill(demo_pid, signal.SIGTERM)    # the demo alone, as kill(1) would
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
