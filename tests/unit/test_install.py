@@ -172,6 +172,7 @@ def test_install_says_nothing_about_modules_the_interpreter_has(installed):
     p, src = installed.out, installed.src
     assert "cannot import" not in p.stdout + p.stderr
     assert f"installed {' '.join(src.tools)} in " in p.stdout
+    assert f"next: /etc/asha.conf from {PREFIX}/share/doc/asha/asha.conf.example" in p.stdout
 
 
 def test_install_names_in_one_line_the_modules_the_interpreter_lacks(tmp_path):
