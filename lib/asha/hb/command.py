@@ -95,7 +95,10 @@ def _serial_problem(dev):
 
 def _run_here(cfg, path, foreground, verbose=False):
     from .daemon import run_daemon
-    log = cli.setup_log("asha-hb", cfg, stderr=foreground, verbose=verbose)
+    # In the foreground, stderr too only when a person watches: under systemd
+    # it is the journal, which has the syslog lines already, and under init
+    # it is the console.
+    log = cli.setup_log("asha-hb", cfg, stderr=None if foreground else False, verbose=verbose)
     for w in cfg.warnings:
         log.warning("%s", w)
     return run_daemon(cfg, log, path)
