@@ -33,6 +33,10 @@ test: deps venv
 	@[ "$$(id -u)" = 0 ] || { echo "make test: the lab tests need root (network namespaces)"; exit 1; }
 	$(VENV)/bin/pytest -q
 
+demo: deps venv
+	@[ "$$(id -u)" = 0 ] || { echo "make demo: the lab needs root (network namespaces)"; exit 1; }
+	PYTHONPATH=lib:lab $(PY) -m asha_lab demo
+
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
