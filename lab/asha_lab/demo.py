@@ -207,8 +207,10 @@ class Demo:
         argv = ["make", "-s", "-C", REPO, "install", f"DESTDIR={dest}", f"PREFIX={PREFIX}",
                 f"PYTHON={VENV_PYTHON}"]
         try:
+            # a make of its own, not a sub-make of `make demo` (no jobserver, no flags of that one)
+            env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
             p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             raise StepFailed("make install did not finish within 120 s") from None
         if p.returncode != 0:
@@ -254,7 +256,8 @@ class Demo:
                              f"got no answer (expected {who} to answer)")
         line, src, secs = got
         node = self.who_answers()
-        by = f"{node.short.upper()} answers" if node else "answered"
+        by = f"{node.short.upper()} answers: C has {node.short.upper()}'s MAC for that address" \
+            if node else "answered"
         quick = "within a millisecond" if secs < 0.001 else f"in {secs * 1000:.1f} ms"
         self.say(f"  C asks the cluster address {src} for SIP OPTIONS: \"{line}\" {quick} ({by})")
         if node is not None and node.short.upper() != who:
