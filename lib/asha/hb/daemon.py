@@ -61,6 +61,7 @@ class Daemon:
         self.ping_check_since = None    # when a fresh ping answer was asked for before taking over
         self.logged = set()             # one-shot log lines, by key
         self.next_beat = 0.0
+        self._beat_key = self._beat_fields = None
         self.take_backoff = 0.0         # seconds to wait after a failed takeover (doubles)
         self.take_blocked_until = 0.0
         self.take_is_failover = False
@@ -156,11 +157,14 @@ class Daemon:
         self._shutdown()
 
     def _beat(self):
-        msg = self.codec.encode(
-            "bye" if self.role == "stopped" else "beat",
-            role=self.role, since=f"{self.active_since:.6f}",
-            yld=int(self.yield_to_peer), want=int(self.want),
-            ping="-" if not self.pinger else int(self.pinger.ok(time.monotonic())))
+        ping = "-" if not self.pinger else int(self.pinger.ok(time.monotonic()))
+        key = (self.role, self.active_since, self.yield_to_peer, self.want, ping)
+        if key != self._beat_key:          # they change seldom: formatted only then
+            self._beat_key = key
+            self._beat_fields = (("role", self.role), ("since", f"{self.active_since:.6f}"),
+                                 ("yld", int(self.yield_to_peer)), ("want", int(self.want)),
+                                 ("ping", ping))
+        msg = self.codec.encode_fields("bye" if self.role == "stopped" else "beat", self._beat_fields)
         for p in self.paths:
             p.send(msg)
 
@@ -178,9 +182,9 @@ class Daemon:
         self.heard[path.name] = now
         self.detectors[path.name].heard(now, msg.gen, msg.seq)
         self.last_heard = now
-        fields = dict(msg.fields)
+        fields = msg.fields                # read only (shared by messages with the same fields)
         if msg.type == "bye":
-            fields["role"] = "stopped"
+            fields = dict(fields, role="stopped")
         if fields.get("role") != self.peer_fields.get("role"):
             self.log.info("peer %s is %s", self.peer, fields.get("role"))
             self.peer_fields = fields
