@@ -126,7 +126,8 @@ def check_run(tmp_path):
         # each of these is well under two seconds, even on a busy machine.
         assert 10 <= outage < 3000, (scenario, outage, out)
     for line in ("  make install DESTDIR=", "the nodes run /opt/asha/sbin/asha-*",
-                 "asha-hb status on A:", "(A answers)", "pulled from asha-a (198.51.100.1)",
+                 "asha-hb status on A:", "(A answers: C has A's MAC for that address)",
+                 "pulled from asha-a (198.51.100.1)",
                  "pulled from asha-b (198.51.100.2)", "B has the message", "A has the message",
                  "now: A is standby, B is active", "now: A is active, B is standby",
                  "now: B is active, and it sees its peer asha-a as dead"):
