@@ -92,9 +92,7 @@ class Demo:
         self.a, self.b, self.c = lab.a, lab.b, lab.c
         self.out = out
         self.start = time.monotonic() if start is None else start
-        self.event = None            # epoch time of the last failure caused
         self.outages = []            # (scenario, seconds)
-        self.prefix_dir = None       # where asha is installed in the nodes (None: the checkout)
 
     # -- printing -------------------------------------------------------------
     def say(self, text=""):
@@ -208,14 +206,15 @@ class Demo:
                 f"PYTHON={VENV_PYTHON}"]
         try:
             # a make of its own, not a sub-make of `make demo` (no jobserver, no flags of that one)
-            env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
             p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                                stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             raise StepFailed("make install did not finish within 120 s") from None
         if p.returncode != 0:
-            raise StepFailed(f"make install exited {p.returncode}: "
-                             f"{(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+            last = ((p.stderr or p.stdout).strip().splitlines() or ["(no output)"])[-1]
+            raise StepFailed(f"make install exited {p.returncode}: {last}")
         self.say(f"  make install DESTDIR={dest} PREFIX={PREFIX} PYTHON={VENV_PYTHON}:")
         self.quote(p.stdout + p.stderr)
         tops = sorted(os.listdir(dest))
@@ -275,7 +274,7 @@ class Demo:
                  f"for {WATCH:g} s")
         try:
             time.sleep(LEAD)
-            t0 = self.event = time.time()
+            t0 = time.time()
             what = cause()
             self.say(f"  {what}")
             self.wait_roles(want_roles, timeout=WATCH - LEAD)
@@ -370,7 +369,8 @@ class Demo:
                 if "asha-sync" in line and not line.startswith("#")]
         if not jobs:
             raise StepFailed(f"{CRON} on B has no asha-sync job")
-        self.say(f"  cron runs asha-sync every minute on both nodes ({CRON}: {' '.join(jobs[0].split())});")
+        job = " ".join(jobs[0].split())
+        self.say(f"  cron runs asha-sync every minute on both nodes ({CRON}: {job});")
         self.say("  here B runs it at once, with --now rather than --cron so that it says what it did:")
         self.sync(self.b, self.a, "msg0000")
 
@@ -386,8 +386,7 @@ class Demo:
             return f"kill -9 of Asterisk on A (pid {pid})"
         self.measured("A's Asterisk killed (soft failover to B)", "the kill", kill,
                       {a: "standby", b: "active"}, "B")
-        noticed = log_time(cluster.read_log(self.lab, a), f"Asterisk (pid {pid}) has exited")
-        if noticed is None:
+        if log_time(cluster.read_log(self.lab, a), f"Asterisk (pid {pid}) has exited") is None:
             raise StepFailed("asha-watchdog on A did not log the death of Asterisk")
         self.say("  asha-watchdog on A saw Asterisk die and asked asha-hb to fail over; A released "
                  "the cluster address, B took it and started its PBX")
