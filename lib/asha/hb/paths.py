@@ -49,13 +49,16 @@ class UDPPath:
                                   f"{e.strerror}") from None
         self.foreign = 0
         self._error = None
+        self._dest = (self.peer, port)
+        self._poll = select.poll()
+        self._poll.register(self.sock, select.POLLIN)
 
     def fileno(self):
         return self.sock.fileno()
 
     def send(self, data):
         try:
-            self.sock.sendto(data, (self.peer, self.port))
+            self.sock.sendto(data, self._dest)
         except OSError as e:
             if self._error != e.errno:
                 self._error = e.errno
@@ -67,7 +70,11 @@ class UDPPath:
 
     def recv(self):
         out = []
+        # Ask before each read: an empty socket is the usual end, and finding it
+        # by poll costs less than the exception of a read that would block.
         for _ in range(64):
+            if not self._poll.poll(0):
+                break
             try:
                 data, src = self.sock.recvfrom(MAX_FRAME)
             except (BlockingIOError, InterruptedError):
@@ -99,20 +106,18 @@ def cobs_encode(data):
 
 def cobs_decode(data):
     """Decoded bytes, or None when data is not valid COBS."""
+    if 0 in data:                       # as a code byte or within a block: invalid either way
+        return None
     out = bytearray()
     i, n = 0, len(data)
     while i < n:
-        code = data[i]
-        end = i + code
-        if code == 0 or end > n:
+        end = i + data[i]
+        if end > n:
             return None
-        block = data[i + 1:end]
-        if 0 in block:
-            return None
-        out += block
-        i = end
-        if code < 255 and i < n:
+        out += data[i + 1:end]
+        if data[i] < 255 and end < n:
             out.append(0)
+        i = end
     return bytes(out)
 
 
@@ -135,6 +140,8 @@ class SerialPath:
         port.open()
         self.port = port
         self.buf.clear()
+        self._poll = select.poll()
+        self._poll.register(port.fileno(), select.POLLIN)
 
     def poll_reopen(self, now):
         if self.port is not None or now < self._next_open:
@@ -177,7 +184,7 @@ class SerialPath:
         try:
             # A tty set to VMIN=0 reads b"" when it is merely empty: only an end
             # that polls readable and then reads nothing has hung up.
-            if not select.select([fd], [], [], 0)[0]:
+            if not self._poll.poll(0):
                 return []
             chunk = os.read(fd, 4096)
         except BlockingIOError:
