@@ -313,18 +313,21 @@ class Demo:
         lines = []
         for node in (self.a, self.b):
             said = {}
-            for when, tool, message in log_lines(cluster.read_log(self.lab, node)):
+            for seq, (when, tool, message) in enumerate(log_lines(cluster.read_log(self.lab, node))):
                 # the same news heard on each path (the LAN, the serial cable) is shown once
                 if t0 - 0.01 <= when <= until + 0.2 and when - said.get((tool, message), -1) > 0.1:
-                    lines.append((when, node.short.upper(), tool, message))
+                    lines.append((when, seq, node.short.upper(), tool, message))
                 said[tool, message] = when
         if not lines:
             return
         self.say(f"  what asha logged, in ms from {event}:")
-        for when, short, tool, message in sorted(lines)[:EXCERPT]:
+        # by time, and in each node's own order within a millisecond
+        lines.sort(key=lambda line: (line[0], line[2], line[1]))
+        for when, _, short, tool, message in lines[:EXCERPT]:
             self.say(f"      | {(when - t0) * 1000:+5.0f}  {short} {tool}: {message}")
-        if len(lines) > EXCERPT:
-            self.say(f"      | ({len(lines) - EXCERPT} more lines)")
+        more = len(lines) - EXCERPT
+        if more > 0:
+            self.say(f"      | ({more} more line{'s' if more > 1 else ''})")
 
     # -- the steps ---------------------------------------------------------------------
     def steady_state(self):
