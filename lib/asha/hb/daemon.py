@@ -29,6 +29,7 @@ FAILOVER_MEMORY = 3600.0
 class Daemon:
     def __init__(self, cfg, log, config_path):
         self.cfg, self.log, self.config_path = cfg, log, config_path
+        self._timing()
         self.node = cfg.local_node()
         self.peer = cfg.peer_node()
         self.is_primary = cfg.node_role() == "primary"
@@ -54,7 +55,7 @@ class Daemon:
         self.failback_pending = self.is_primary and cfg.HAAUTOFAILBACK
         self.failovers = collections.deque()
         self.worker = None
-        self.results = queue.Queue()
+        self.results = queue.SimpleQueue()
         self.exiting = False
         self.stop_requested = False
         self.signals = []
@@ -92,6 +93,9 @@ class Daemon:
         self.control.listen(8)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
+        self.waiter = select.poll()            # what ends the wait between beats
+        for fd in (self.control.fileno(), self.wake_r):
+            self.waiter.register(fd, select.POLLIN)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._record_signal)
         self._realtime()
@@ -111,29 +115,32 @@ class Daemon:
         if libc.mlockall(7) != 0:             # MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT
             self.log.warning("cannot lock memory: %s", os.strerror(ctypes.get_errno()))
 
+    def _timing(self):
+        # Read on every beat: plain attributes, not the configuration's lookup.
+        self.keepalive, self.warntime = self.cfg.HBKEEPALIVE, self.cfg.HBWARNTIME
+
     def _record_signal(self, signum, frame):
         self.signals.append(signum)
 
     # ------------------------------------------------------------------ the loop
     def run(self):
-        cfg = self.cfg
         while not self.exiting:
             now = time.monotonic()
             if now >= self.next_beat:
                 self._beat()
-                self.next_beat = max(self.next_beat + cfg.HBKEEPALIVE, now + cfg.HBKEEPALIVE / 2)
+                self.next_beat = max(self.next_beat + self.keepalive, now + self.keepalive / 2)
             if self.pinger and now >= self.pinger.due():
                 self.pinger.send_round(now)
             # Wake once per keepalive and read every path then, rather than once
             # per packet: a third of the wake-ups, at most a keepalive later.
-            fds = [self.control, self.wake_r]
             wake_at = self.next_beat
             if self.pinger:
                 wake_at = min(wake_at, self.pinger.due())
             if self.peer_alive:
                 wake_at = min(wake_at, self._death_time())
             try:
-                ready, _, _ = select.select(fds, [], [], max(0.0, wake_at - time.monotonic()))
+                # poll's timeout is whole milliseconds, rounded up: a wake-up at most 1 ms late
+                ready = [fd for fd, _ in self.waiter.poll(max(0.0, wake_at - time.monotonic()) * 1000)]
             except InterruptedError:
                 ready = []
             now = time.monotonic()
@@ -144,7 +151,7 @@ class Daemon:
                     p.poll_reopen(now)
             if self.pinger:
                 self.pinger.receive(now)
-            if self.control in ready:
+            if self.control.fileno() in ready:
                 self._control()
             if self.wake_r in ready:
                 try:
@@ -173,14 +180,15 @@ class Daemon:
             msg = self.codec.decode(data, path.name)
         except proto.Rejected:
             return                         # counted in codec.counters; shown by `status`
-        last = self.heard.get(path.name)
-        if last is not None and now - last > self.cfg.HBWARNTIME:
+        name = path.name
+        last = self.heard[name]
+        if last is not None and now - last > self.warntime:
             self.log.warning("late heartbeat from %s on %s: %.0f ms since the last one there",
-                             self.peer, path.name, (now - last) * 1000)
-        if self.path_silent.pop(path.name, False):
-            self.log.info("path %s carries heartbeats from %s again", path.name, self.peer)
-        self.heard[path.name] = now
-        self.detectors[path.name].heard(now, msg.gen, msg.seq)
+                             self.peer, name, (now - last) * 1000)
+        if name in self.path_silent and self.path_silent.pop(name):
+            self.log.info("path %s carries heartbeats from %s again", name, self.peer)
+        self.heard[name] = now
+        self.detectors[name].heard(now, msg.gen, msg.seq)
         self.last_heard = now
         fields = msg.fields                # read only (shared by messages with the same fields)
         if msg.type == "bye":
@@ -197,15 +205,20 @@ class Daemon:
         return self.peer_fields.get("role", "unknown") if self.peer_alive else "dead"
 
     def _update_liveness(self, now):
-        cfg = self.cfg
-        alive = any(d.alive(now) for d in self.detectors.values())
+        alive, silent = False, []           # silent: paths heard once, silent now
+        for name, d in self.detectors.items():
+            if d.alive(now):
+                alive = True
+            elif d.last is not None:
+                silent.append((name, d))
         if self.peer_fields.get("role") == "stopped":
             alive = False
-        for name, d in self.detectors.items():
-            if alive and d.last is not None and not d.alive(now) and not self.path_silent.get(name):
-                self.path_silent[name] = True
-                self.log.warning("path %s silent for %.2f s; %s still heard on another path, "
-                                 "no failover", name, now - d.last, self.peer)
+        if alive:
+            for name, d in silent:
+                if not self.path_silent.get(name):
+                    self.path_silent[name] = True
+                    self.log.warning("path %s silent for %.2f s; %s still heard on another path, "
+                                     "no failover", name, now - d.last, self.peer)
         if alive != self.peer_alive:
             self.peer_alive = alive
             if alive:
@@ -222,8 +235,11 @@ class Daemon:
 
     def _death_time(self):
         """When the peer will be dead if nothing more is heard: the latest of the paths' deadlines."""
-        return max((d.deadline() for d in self.detectors.values() if d.last is not None),
-                   default=time.monotonic())
+        latest = None
+        for d in self.detectors.values():
+            if d.last is not None and (latest is None or d.last + d.deadtime > latest):
+                latest = d.last + d.deadtime
+        return time.monotonic() if latest is None else latest
 
     def _ping_ok(self, now):
         return self.pinger is None or self.pinger.ok(now)
@@ -372,11 +388,8 @@ class Daemon:
         self.worker.start()
 
     def _chain_results(self):
-        while True:
-            try:
-                name, ok, took = self.results.get_nowait()
-            except queue.Empty:
-                return
+        while not self.results.empty():
+            name, ok, took = self.results.get()
             self.worker = None
             if name == "takeover":
                 if ok:
@@ -514,6 +527,7 @@ class Daemon:
                 k: _as_text(self.cfg[k]) for k in ("HAPRINODE", "HASECNODE", "HBPORT", "HBAUTHKEY",
                                                     "HAPRIADDR", "HASECADDR")})
         self.cfg = cfg
+        self._timing()
         self.log.info("reload: configuration %s loaded", self.config_path)
         return None
 
