@@ -1,6 +1,7 @@
 """asha-hb in the lab: who is active, and failover when the active node dies."""
 
 import json
+import re
 import time
 
 import pytest
@@ -22,6 +23,10 @@ def test_steady_state_a_active_b_standby(lab):
     assert {p["name"] for p in st["paths"]} == {f"udp:{lab.a.addr}", f"serial:{lab.serial_b}"}
     assert all(p["heard_ago"] is not None and p["heard_ago"] < 1 for p in st["paths"]), st
     assert st["messages"]["accepted"] > 0
+    # asha-hb beats at real-time priority; the Asterisk it started must not inherit it
+    pid = hb_state(lab.a)["PID"]
+    assert lab.a.run(["ps", "-o", "cls=", "-p", pid]).stdout.split() == ["RR"]
+    assert set(lab.a.run(["ps", "-o", "cls=", "-C", "asterisk"]).stdout.split()) == {"TS"}
 
 
 def test_power_loss_b_takes_over(lab):
@@ -148,6 +153,21 @@ def test_manual_standby_and_takeover(lab):
     wait_for(lambda: answers(lab, timeout=0.2), 5)
     again = lab.a.run(asha("asha-hb", "takeover"))
     assert "already active" in again.stdout
+
+
+def test_peer_roles_are_never_seen_going_backwards(lab):
+    # A beat goes out on the LAN and the serial line with one number; the copy
+    # that comes second must not set the peer's role back for a moment.
+    steady_pair(lab)
+    for _ in range(3):
+        lab.a.run(asha("asha-hb", "standby"))
+        lab.a.run(asha("asha-hb", "takeover"))
+    backwards = {("standby", "releasing"), ("active", "taking"), ("standby", "taking", "standby")}
+    for node in (lab.a, lab.b):
+        seen = re.findall(r"peer \S+ is (\w+)$", cluster.read_log(lab, node), re.M)
+        assert len(seen) >= 6, cluster.read_log(lab, node)
+        pairs = set(zip(seen, seen[1:])) | set(zip(seen, seen[1:], seen[2:]))
+        assert not pairs & backwards, (node.name, seen)
 
 
 def test_standby_refused_when_the_peer_is_dead(lab):

@@ -26,6 +26,14 @@ ROLES = ("waiting", "standby", "taking", "active", "releasing", "stopped")
 FAILOVER_MEMORY = 3600.0
 
 
+def _realtime_thread(prio):
+    """SCHED_RR at prio for the calling thread, and only for it: with
+    SCHED_RESET_ON_FORK what it starts (ASTSTART's Asterisk, rsync, ALERTCMD,
+    another thread) begins at normal priority, as an Asterisk started by init
+    would. A real-time Asterisk busy with calls could starve the host."""
+    os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(prio))
+
+
 class Daemon:
     def __init__(self, cfg, log, config_path):
         self.cfg, self.log, self.config_path = cfg, log, config_path
@@ -55,6 +63,8 @@ class Daemon:
         self.failback_pending = self.is_primary and cfg.HAAUTOFAILBACK
         self.failovers = collections.deque()
         self.worker = None
+        self.rt_prio = 0                    # the real-time priority applied (HBRTPRIO), 0: none
+        self.peer_newest = (0, 0)           # (generation, sequence) of the peer's fields applied
         self.results = queue.SimpleQueue()
         self.exiting = False
         self.stop_requested = False
@@ -106,9 +116,11 @@ class Daemon:
 
     def _realtime(self):
         prio = self.cfg.HBRTPRIO
+        self.rt_prio = 0
         if prio:
             try:
-                os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(prio))
+                _realtime_thread(prio)
+                self.rt_prio = prio
             except OSError as e:
                 self.log.warning("cannot run at real-time priority %d: %s", prio, e.strerror)
         libc = ctypes.CDLL(None, use_errno=True)
@@ -190,6 +202,12 @@ class Daemon:
         self.heard[name] = now
         self.detectors[name].heard(now, msg.gen, msg.seq)
         self.last_heard = now
+        # Each message goes out once on every path with one number: a copy that
+        # comes after a newer one (the serial line is slower than the LAN) says
+        # the peer is alive, but its role is out of date.
+        if (msg.gen, msg.seq) <= self.peer_newest:
+            return
+        self.peer_newest = (msg.gen, msg.seq)
         fields = msg.fields                # read only (shared by messages with the same fields)
         if msg.type == "bye":
             fields = dict(fields, role="stopped")
@@ -376,6 +394,11 @@ class Daemon:
 
     def _run_worker(self, name, fn):
         def work():
+            if self.rt_prio:                # the new thread started at normal priority
+                try:
+                    _realtime_thread(self.rt_prio)
+                except OSError:
+                    pass
             t0 = time.monotonic()
             try:
                 ok = fn()
