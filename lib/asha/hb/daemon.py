@@ -193,6 +193,7 @@ class Daemon:
         except proto.Rejected:
             return                         # counted in codec.counters; shown by `status`
         name = path.name
+        path.heard_at = now
         last = self.heard[name]
         if last is not None and now - last > self.warntime:
             self.log.warning("late heartbeat from %s on %s: %.0f ms since the last one there",

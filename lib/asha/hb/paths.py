@@ -15,6 +15,7 @@ import time
 from .. import exits
 
 MAX_FRAME = 1024
+CONFIRM_FOR = 1.0       # seconds a heartbeat from the peer vouches for its link-layer address
 _IP_FREEBIND = 15                   # <linux/in.h>; not in Python's socket module
 _IPV6_FREEBIND = 78                 # <linux/in6.h>, Linux 4.15 and later
 
@@ -48,6 +49,7 @@ class UDPPath:
             raise exits.AshaError(f"{self.name}: cannot listen on {bind_addr} port {port}: "
                                   f"{e.strerror}") from None
         self.foreign = 0
+        self.heard_at = -CONFIRM_FOR        # monotonic time of the last authentic beat (the daemon sets it)
         self._error = None
         self._dest = (self.peer, port)
         self._poll = select.poll()
@@ -57,8 +59,14 @@ class UDPPath:
         return self.sock.fileno()
 
     def send(self, data):
+        # While authentic beats come back from the peer, tell the kernel that its
+        # neighbour entry is good (MSG_CONFIRM). Without it the entry goes stale
+        # every half minute and is probed again; on a lossy LAN the probes can
+        # all be lost, and the beats wait unsent for a new ARP round: a second
+        # of silence that looks like a dead peer.
+        flags = socket.MSG_CONFIRM if time.monotonic() - self.heard_at < CONFIRM_FOR else 0
         try:
-            self.sock.sendto(data, self._dest)
+            self.sock.sendto(data, flags, self._dest)
         except OSError as e:
             if self._error != e.errno:
                 self._error = e.errno
