@@ -343,10 +343,13 @@ class Node:
 """
         self.lab.sw(["nft", "-f", "-"], input=rules)
 
-    def impair(self, loss=30, delay_ms=50, jitter_ms=50, duration=600, max_frames=2_000_000):
+    def impair(self, loss=30, delay_ms=50, jitter_ms=50, duration=600, max_frames=2_000_000,
+               rt_prio=0):
         """Loss (%), delay and jitter (ms, each way) on this node's link through
         a frame relay in the switch, which gives the link back to the bridge by
-        itself after duration seconds or max_frames frames. Jitter reorders."""
+        itself after duration seconds or max_frames frames. Jitter reorders.
+        rt_prio: run the relay at that SCHED_FIFO priority, so that a busy
+        machine cannot stall it (the kernel's own netem would not stall)."""
         if not 0 <= loss <= 100 or delay_ms < 0 or jitter_ms < 0 or duration <= 0:
             raise ValueError("impair: loss 0-100 %, delay and jitter >= 0 ms, duration > 0 s")
         self.clear_impair()
@@ -366,6 +369,8 @@ class Node:
         if b"ready" not in line:
             raise LabError(f"{self.name}: the frame relay did not start: "
                            f"{(line + self._relay.stderr.read()).decode(errors='replace')}")
+        if rt_prio:
+            os.sched_setscheduler(self._relay.pid, os.SCHED_FIFO, os.sched_param(rt_prio))
 
     def impaired(self):
         """True while the frame relay of impair() runs (it ends by itself after duration)."""

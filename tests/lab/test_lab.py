@@ -213,7 +213,8 @@ def test_set_loss_drops_about_that_share(lab):
 def test_impair_delays_drops_and_ends_by_itself(lab):
     assert ping(lab.c, lab.a.addr).returncode == 0
     assert rtt(ping(lab.c, lab.a.addr, count=3, interval=0.05), "max") < 20
-    lab.a.impair(loss=0, delay_ms=40, jitter_ms=10, duration=4)
+    lab.a.impair(loss=0, delay_ms=40, jitter_ms=10, duration=4, rt_prio=60)
+    assert os.sched_getscheduler(lab.a._relay.pid) == os.SCHED_FIFO
     p = ping(lab.c, lab.a.addr, count=10, interval=0.05)
     assert received(p) == 10
     # 40 +- 10 ms each way, twice per echo

@@ -254,11 +254,8 @@ class Daemon:
 
     def _death_time(self):
         """When the peer will be dead if nothing more is heard: the latest of the paths' deadlines."""
-        latest = None
-        for d in self.detectors.values():
-            if d.last is not None and (latest is None or d.last + d.deadtime > latest):
-                latest = d.last + d.deadtime
-        return time.monotonic() if latest is None else latest
+        return max((d.deadline() for d in self.detectors.values() if d.last is not None),
+                   default=time.monotonic())
 
     def _ping_ok(self, now):
         return self.pinger is None or self.pinger.ok(now)
