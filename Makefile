@@ -2,7 +2,10 @@
 # on a fresh Debian machine as root: apt packages, then a virtualenv in .venv.
 # `make install` puts asha on a node (below).
 
-VENV_PYTHON ?= python3
+# The interpreter of the tests, the lab and the benches: Debian's, the one
+# `make install` writes into the tools' #! lines (PYTHON below), so that what
+# is measured here is what runs on a node, whatever python3 is first on PATH.
+VENV_PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables rsync openssh-server openssh-client socat sqlite3 \
