@@ -1,5 +1,6 @@
 """The per-path dead time: HBDEADTIME on a clean path, longer on a lossy one."""
 
+import math
 import random
 
 import pytest
@@ -58,3 +59,46 @@ def test_a_restarted_peer_starts_a_new_count():
 def test_never_heard_is_never_alive(deadtime):
     det = PathDetector(0.04, deadtime, 2.0)
     assert det.deadline() is None and not det.alive(0.0)
+
+
+def onset(det, keepalive, seconds, seed):
+    """A clean path that loses 30 % and delays 50 +- 50 ms from second 20 on, as
+    a node reads it (at its own beats): the time into the loss of a false
+    death, or None."""
+    rnd = random.Random(seed)
+    phase = rnd.uniform(0, keepalive)
+    arrivals = []
+    for seq in range(1, int((20 + seconds) / keepalive)):
+        t = seq * keepalive
+        if t >= 20:
+            if rnd.random() < 0.3:
+                continue
+            t += 0.05 + rnd.uniform(-0.05, 0.05)
+        arrivals.append((t, seq))
+    arrivals.sort()
+    last = None
+    for t, seq in arrivals:
+        heard = math.ceil((t - phase) / keepalive) * keepalive + phase
+        if last is not None and heard - last > det.deadtime:
+            return heard - 20
+        det.heard(heard, 1, seq)
+        last = heard
+    return None
+
+
+def test_sudden_loss_lengthens_the_dead_time_within_a_second_or_two():
+    det = PathDetector(0.05, 0.3, 2.0)
+    assert onset(det, 0.05, 0.0, seed=3) is None
+    assert det.deadtime == 0.3
+    det = PathDetector(0.05, 0.3, 2.0)
+    assert onset(det, 0.05, 3.0, seed=3) is None
+    assert det.deadtime > 0.8               # 30 % loss: up to 18 beats, and the jitter
+    assert det.loss < 0.05                  # while the half-minute memory barely moved
+
+
+def test_sudden_loss_rarely_looks_like_a_dead_peer():
+    # The long memory alone: 13 of these 400 onsets ended in a false death
+    # (within a second of the onset, nothing can tell loss from death yet).
+    falls = [r for r in (onset(PathDetector(0.05, 0.3, 2.0), 0.05, 10, seed)
+                         for seed in range(400)) if r is not None]
+    assert len(falls) <= 7, falls
