@@ -204,6 +204,24 @@ def test_one_message_is_accepted_once_on_each_path():
     assert reason(b, data, "udp:192.0.2.1") == "replay"
 
 
+def test_the_copy_on_another_path_is_checked_only_where_it_differs(monkeypatch):
+    a, b = pair()
+    data = a.encode("beat", role="active")
+    b.decode(data, "udp")
+    macs = []
+    real = b._mac
+    monkeypatch.setattr(b, "_mac", lambda body: macs.append(body) or real(body))
+    assert b.decode(data, "serial").seq == 1          # the same bytes: MAC not computed again
+    assert macs == []
+    for i in (len(data) - 1, 20):                     # the MAC, or the sequence number, altered
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        assert reason(b, bytes(bad), "serial2") == "mac"
+    assert len(macs) == 2
+    assert b.decode(data, "serial2").seq == 1         # still the last authentic message
+    assert reason(b, data, "serial") == "replay"      # each path keeps its own window
+
+
 def test_reordering_within_the_window_is_accepted_once():
     a, b = pair()
     msgs = [a.encode("beat", role="active") for _ in range(5)]
