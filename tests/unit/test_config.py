@@ -361,11 +361,11 @@ def test_node_role_defaults_to_uname():
 # Rules across keys
 
 RULES = [
-    ("HBWARNTIME=0.04", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.04), not 0.04"),
+    ("HBWARNTIME=0.04", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.05), not 0.04"),
     ("HBKEEPALIVE=0.2", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.2), not 0.15"),
-    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.04) and "
+    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.05) and "
                         f"HBWARNTIME (0.15), not 0.15"),
-    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.04) and "
+    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.05) and "
                        f"HBWARNTIME (0.5), not 0.3"),
     ("HBINITDEAD=0.2", f"{CONF}:4: HBINITDEAD must be at least HBDEADTIME (0.3), not 0.2"),
     ("HBDEADTIMEMAX=0.2", f"{CONF}:4: HBDEADTIMEMAX must be at least HBDEADTIME (0.3), not 0.2"),
