@@ -2,7 +2,9 @@
 
 Shared by asha-hb (the resource chain) and asha-watchdog. Asterisk is found by
 its pid file (ASTPIDFILE) when that names a live process called ASTPROC, else
-by ASTPROC in the process list; a zombie is not a running Asterisk. start() and
+by ASTPROC in the process list; a zombie is not a running Asterisk. Finding it
+reads /proc as psutil does, with psutil's meaning of a process's name, without
+psutil's import (asha-sync asks at every run). start() and
 stop() are idempotent and verified: they return True only once the process is
 there, or gone. The checks (cli_check, sip_check) are bounded by their timeout;
 CliProbe and SipProbe are the same checks without blocking, for a select loop."""
@@ -12,20 +14,57 @@ import select
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
-import psutil
-
 CLI_COMMAND = "core show uptime"
+PROC = "/proc"
+COMM_MAX = 15       # the kernel keeps this many bytes of a process's name in /proc/PID/stat
+
+
+def _stat(pid):
+    """(name, state, ppid) from /proc/PID/stat, or None when pid is gone or
+    unreadable. The name is the kernel's, cut to COMM_MAX bytes: see _name."""
+    try:
+        with open(f"{PROC}/{pid}/stat", "rb") as f:
+            data = f.read()
+        # The name is between the first "(" and the last ")": it may hold either.
+        rpar = data.rindex(b")")
+        fields = data[rpar + 2:].split()
+        return (os.fsdecode(data[data.index(b"(") + 1:rpar]), fields[0].decode(), int(fields[1]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid):
+    """pid's argv as psutil's Process.cmdline() reads it; None when unreadable."""
+    try:
+        with open(f"{PROC}/{pid}/cmdline", "rb") as f:
+            data = os.fsdecode(f.read())
+    except OSError:
+        return None
+    if not data:
+        return []
+    # Arguments end in NUL; a process that rewrote its title may use spaces.
+    sep = "\x00" if data.endswith("\x00") else " "
+    argv = data.removesuffix(sep).split(sep)
+    if sep == "\x00" and len(argv) == 1 and " " in argv[0]:
+        argv = argv[0].split(" ")
+    return argv
+
+
+def _name(pid, comm):
+    """pid's name as psutil's Process.name() gives it: the kernel's, unless that
+    is cut at COMM_MAX bytes and argv[0]'s base name starts with it."""
+    if len(comm) >= COMM_MAX:
+        argv = _cmdline(pid)
+        if argv and os.path.basename(argv[0]).startswith(comm):
+            return os.path.basename(argv[0])
+    return comm
 
 
 def _alive_named(pid, name):
-    try:
-        p = psutil.Process(pid)
-        return p.name() == name and p.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
+    st = _stat(pid)
+    return st is not None and st[1] != "Z" and _name(pid, st[0]) == name
 
 
 def pidfile_pid(cfg):
@@ -44,10 +83,14 @@ def find_pid(cfg):
     if pid is not None and _alive_named(pid, cfg.ASTPROC):
         return pid
     found = {}
-    for p in psutil.process_iter(["name", "status", "ppid", "cmdline"]):
-        if p.info["name"] == cfg.ASTPROC and p.info["status"] != psutil.STATUS_ZOMBIE \
-                and not _remote_console(p.info["cmdline"]):
-            found[p.pid] = p.info["ppid"]
+    for entry in os.listdir(PROC):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        st = _stat(pid)
+        if st is not None and st[1] != "Z" and _name(pid, st[0]) == cfg.ASTPROC \
+                and not _remote_console(_cmdline(pid)):
+            found[pid] = st[2]
     # A server that forks workers under the same name (kamailio does): its top.
     tops = [pid for pid, ppid in found.items() if ppid not in found]
     return min(tops or found, default=None)
@@ -66,6 +109,7 @@ def is_running(cfg):
 
 def started_at(pid):
     """Epoch seconds at which pid started, or None when it is gone."""
+    import psutil       # here, not at the top: asha-sync only finds Asterisk and need not load it
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -77,6 +121,7 @@ def _sh(command, timeout):
 
     The output goes to a file, not a pipe: a command that starts a daemon
     would otherwise keep us waiting for the daemon's copy of the pipe."""
+    import tempfile     # here, not at the top: asha-sync never starts Asterisk
     with tempfile.TemporaryFile() as out:
         try:
             p = subprocess.run(["sh", "-c", command], stdout=out, stderr=out,
@@ -118,6 +163,7 @@ def start(cfg, log, timeout=10.0):
 
 def kill(pid, log, why):
     """SIGKILL pid and its descendants (helpers, a server's workers); logged."""
+    import psutil       # here, not at the top: see started_at
     try:
         children = psutil.Process(pid).children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -153,10 +199,8 @@ def wait_gone(pid, timeout):
 
 
 def _alive_named_any(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"
 
 
 def stop(cfg, log):

@@ -1,7 +1,6 @@
 """What every asha executable does around its own work: parse the command line
 with docopt, load the configuration, log, and turn errors into exit statuses."""
 
-import ast
 import re
 import sys
 
@@ -56,6 +55,7 @@ def usage_message(tool, text, doc=""):
 
 def _pattern_words(reprs):
     """['x', '--force'] from docopt's "[Argument(None, 'x'), Option(None, '--force', 0, True)]"."""
+    import ast          # here, not at the top: only a bad command line needs it (10 ms)
     try:
         items = ast.literal_eval(re.sub(r"\b(Argument|Option|Command)\(", r"('\1', ", reprs))
     except (ValueError, SyntaxError):

@@ -5,7 +5,6 @@ One line per event, naming what it is about; timestamps carry milliseconds so
 that a failover can be timed from the log alone."""
 
 import logging
-import logging.handlers
 import os
 import sys
 import time
@@ -46,9 +45,9 @@ def setup(tool, stderr=None, verbose=False, logfile=None, syslog=True):
             h.setFormatter(_MsFormatter(_FMT_FILE))
             log.addHandler(h)
     if syslog and os.path.exists("/dev/log"):
+        from logging.handlers import SysLogHandler  # here, not at the top: only for syslog (4 ms)
         try:
-            h = logging.handlers.SysLogHandler(
-                address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            h = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
         except OSError:
             pass
         else:
@@ -62,6 +61,7 @@ def setup(tool, stderr=None, verbose=False, logfile=None, syslog=True):
 
 def reopen_for_pid(log, tool):
     """After a fork the syslog ident must carry the new pid."""
+    from logging.handlers import SysLogHandler
     for h in log.handlers:
-        if isinstance(h, logging.handlers.SysLogHandler):
+        if isinstance(h, SysLogHandler):
             h.ident = f"{tool}[{os.getpid()}]: "

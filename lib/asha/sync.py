@@ -17,10 +17,8 @@ import os
 import re
 import shlex
 import signal
-import sqlite3
 import subprocess
 import time
-import urllib.parse
 
 from . import asterisk, exits, lock, state, sync_remote
 
@@ -240,6 +238,9 @@ def why_rsync_failed(rc, lines, peer, addr, port):
 
 def integrity(path):
     """'ok', or what PRAGMA integrity_check (or opening the file) found."""
+    # Here, not at the top: a run that brings no snapshot needs neither (4 ms).
+    import sqlite3
+    import urllib.parse
     uri = "file:" + urllib.parse.quote(path) + "?mode=ro&immutable=1"
     try:
         c = sqlite3.connect(uri, uri=True)

@@ -176,7 +176,9 @@ def fake_process(tmp_path, name, *args, fork=False):
                       ("os.fork()\n" if fork else "") + "time.sleep(30)\n")
     script.chmod(0o755)
     p = subprocess.Popen([str(script), *args])
-    wait_until(lambda: psutil.Process(p.pid).name() == name, message="fake process name")
+    # The kernel names the process before it sets up its argv: wait for both.
+    wait_until(lambda: psutil.Process(p.pid).name() == name and psutil.Process(p.pid).cmdline(),
+               message="fake process name and argv")
     return p
 
 
@@ -220,6 +222,40 @@ def test_a_zombie_is_not_running(standin, tmp_path):
         assert asterisk.wait_gone(server.pid, 0.5)
     finally:
         server.wait()
+
+
+def test_the_proc_scan_sees_what_psutil_sees(tmp_path):
+    """Name, zombie state, parent and argv of every process on this host, as
+    asha.asterisk reads /proc and as psutil does (processes that come and go
+    while both look are left out)."""
+    odd = fake_process(tmp_path, "x (y) z)", "-a b", "")
+    zombie = fake_process(tmp_path, "z" + os.urandom(4).hex())
+    zombie.kill()
+    wait_until(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, message="zombie")
+    try:
+        compared = 0
+        for p in psutil.process_iter():
+            try:
+                with p.oneshot():
+                    want = (p.name(), p.status() == psutil.STATUS_ZOMBIE, p.ppid())
+                    argv = p.cmdline() if not want[1] else None
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+            st = asterisk._stat(p.pid)
+            if st is None or not psutil.pid_exists(p.pid):
+                continue
+            assert (asterisk._name(p.pid, st[0]), st[1] == "Z", st[2]) == want, p
+            if argv is not None:
+                assert asterisk._cmdline(p.pid) == argv, p
+            compared += 1
+        assert compared > 3
+        assert asterisk._name(odd.pid, asterisk._stat(odd.pid)[0]) == "x (y) z)"
+        assert asterisk._cmdline(odd.pid)[2:] == ["-a b", ""]
+        assert asterisk._stat(zombie.pid)[1] == "Z"
+    finally:
+        odd.kill()
+        odd.wait()
+        zombie.wait()
 
 
 # ---------------------------------------------------------------- start and stop

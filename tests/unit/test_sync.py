@@ -499,3 +499,20 @@ def test_sigterm_stops_rsync_and_is_recorded(tmp_path):
     assert not psutil.pid_exists(rsync_pid) or psutil.Process(rsync_pid).status() == psutil.STATUS_ZOMBIE
     st = state.read(str(tmp_path / "run" / "sync.state"))
     assert (st["RESULT"], st["REASON"], st["PEER"]) == ("failed", "stopped by SIGTERM", "pbx1")
+
+
+def test_a_run_loads_only_what_it_needs(tmp_path):
+    """A cron run through the gate (Asterisk looked for) and a transfer does not
+    import psutil, ast, sqlite3 or logging.handlers: they cost it 30 ms a start."""
+    text = conf_text(tmp_path, RSYNC="/bin/false")
+    write_hb(config.loads(text, "t.conf"))
+    conf = tmp_path / "asha.conf"
+    conf.write_text(text)
+    p = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "bin" / "asha-sync"),
+                        "-c", str(conf), "--cron"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert "rsync from pbx1 (192.0.2.1) failed with exit status 1" in p.stderr
+    loaded = {line.split("|")[-1].strip() for line in p.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert {"asha.sync", "asha.asterisk", "docopt"} <= loaded
+    assert not loaded & {"psutil", "ast", "sqlite3", "urllib.parse", "logging.handlers"}
