@@ -285,7 +285,7 @@ class Demo:
                 watcher.communicate()
         if watcher.returncode != 0:
             raise StepFailed(f"C's SIP watcher exited {watcher.returncode}: {err.strip()}")
-        times = sorted(float(t) for t in out.split())
+        times = sorted(float(line.split()[0]) for line in out.splitlines() if line.strip())
         before = [t for t in times if t < t0]
         after = [t for t in times if t >= t0]
         if not before:

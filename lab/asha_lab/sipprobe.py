@@ -11,6 +11,7 @@ outage is what the failover figures measure."""
 import argparse
 import ipaddress
 import os
+import re
 import select
 import socket
 import sys
@@ -64,12 +65,14 @@ def probe(addr, port=5060, timeout=1.0, wait=0.0, interval=0.01):
 
 
 def watch(addr, port, seconds, interval):
-    """Ask every interval for seconds (bounded); return the epoch times of the answers."""
+    """Ask every interval for seconds (bounded); return (epoch time of each
+    answer, epoch time its request was sent). The second tells an answer that
+    a failed server sent before it failed, still on its way, from the new one's."""
     family = socket.AF_INET6 if ipaddress.ip_address(addr).version == 6 else socket.AF_INET
     s = socket.socket(family, socket.SOCK_DGRAM)
     s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
     call_id = os.urandom(8).hex()
-    answers, cseq = [], 0
+    answers, cseq, sent = [], 0, {}
     end = time.monotonic() + seconds
     next_send = time.monotonic()
     try:
@@ -79,6 +82,7 @@ def watch(addr, port, seconds, interval):
                 return answers
             if now >= next_send:
                 cseq += 1
+                sent[cseq] = time.time()
                 try:
                     s.sendto(options_request(addr, port, s.getsockname(), call_id, cseq), (addr, port))
                 except OSError:
@@ -88,7 +92,10 @@ def watch(addr, port, seconds, interval):
             if ready:
                 data = s.recv(65535)
                 if data.startswith(b"SIP/2.0 ") and f"{call_id}@asha-lab".encode() in data:
-                    answers.append(time.time())
+                    got = time.time()
+                    m = re.search(rb"\r\nCSeq: *(\d+) ", data, re.IGNORECASE)
+                    if m and int(m.group(1)) in sent:
+                        answers.append((got, sent[int(m.group(1))]))
     finally:
         s.close()
 
@@ -101,11 +108,12 @@ def main(argv=None):
     ap.add_argument("--wait", type=float, default=0.0)
     ap.add_argument("--interval", type=float, default=0.01)
     ap.add_argument("--watch", type=float, default=0.0,
-                    help="ask every INTERVAL for WATCH seconds; print each answer's epoch time")
+                    help="ask every INTERVAL for WATCH seconds; print the epoch times of each "
+                         "answer and of its request")
     a = ap.parse_args(argv)
     if a.watch:
-        for t in watch(a.addr, a.port, a.watch, a.interval):
-            print(f"{t:.6f}")
+        for got, asked in watch(a.addr, a.port, a.watch, a.interval):
+            print(f"{got:.6f} {asked:.6f}")
         return 0
     got = probe(a.addr, a.port, a.timeout, a.wait, a.interval)
     if got is None:
