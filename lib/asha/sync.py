@@ -8,7 +8,15 @@ its peer is active, only when Asterisk is not running here, one at a time
 node sync_remote.py drops the trees whose source is missing or empty while our
 copy is not, and snapshots the SQLite files with SQLite's online backup. Here
 each snapshot passes PRAGMA integrity_check before it replaces the database.
-Every run that gets the lock records its outcome in ASHARUNDIR/sync.state."""
+Every run that gets the lock records its outcome in ASHARUNDIR/sync.state.
+
+A database that has not changed since the snapshot this node installed is not
+snapshotted again: ASHARUNDIR/sync.snapshots keeps, for each database, what the
+peer said the snapshot was taken from (its identity, see sync_remote) and what
+the copy here looked like once installed; the next run hands that identity to
+the peer only while the copy here is untouched and the identity's times are
+older than the snapshot by RACY_MARGIN_NS, and the peer skips the snapshot
+only when the database's identity is still exactly that one."""
 
 import errno
 import logging
@@ -26,6 +34,12 @@ TOOL = "asha-sync"
 LOCK_WAIT_NOW = 60.0          # --now waits this long for a running sync to end
 SIDE_FILES = ("-wal", "-shm", "-journal")
 REMOTE_PYTHON = "python3"
+SNAPSHOTS = "sync.snapshots"  # in ASHARUNDIR: what each database here was taken from
+SNAPSHOT_FIELDS = ("PATH", "PEER", "PEERADDR", "SOURCE", "TAKEN", "COPY")
+# git's racy-timestamp rule: a commit in the same timestamp tick as the change
+# before the snapshot leaves the identity as it was, so only an identity whose
+# times are this much older than the snapshot proves that nothing changed since.
+RACY_MARGIN_NS = 2_000_000_000
 
 
 class Skip(Exception):
@@ -48,6 +62,7 @@ class Outcome:
         self.peer, self.peeraddr = peer, peeraddr
         self.files = self.bytes = self.deleted = 0
         self.databases = []
+        self.unchanged = []
         self.duration = 0.0
         self.problems = []
 
@@ -56,7 +71,8 @@ class Outcome:
             "TIME": f"{t0:.0f}", "RESULT": self.result, "REASON": self.reason,
             "DURATION": f"{self.duration:.3f}", "FILES": str(self.files),
             "BYTES": str(self.bytes), "DELETED": str(self.deleted),
-            "DATABASES": " ".join(self.databases), "PEER": self.peer,
+            "DATABASES": " ".join(self.databases), "UNCHANGED": " ".join(self.unchanged),
+            "PEER": self.peer,
             "PEERADDR": self.peeraddr, "LASTOK": last_ok,
         }
 
@@ -170,7 +186,7 @@ def rsync_argv(cfg, addr, job, dry_run=False, itemize=False):
     argv += ["-e", " ".join(shlex.quote(a) for a in ssh_argv(cfg)),
              "--rsync-path", sync_remote.program(job)]
     argv += [f"{host}:{sync_remote.tree_arg(path, 'data')}" for path, _ in job["trees"]]
-    for path, _ in job["dbs"]:
+    for path, *_ in job["dbs"]:
         argv.append(f"{host}:{staged_name(path)}")
     argv.append("/")
     return argv
@@ -284,14 +300,92 @@ def _unlink(path):
         pass
 
 
+# ---------------------------------------------------------------------------
+# Databases unchanged since the snapshot installed here.
+
+_TIME = r"(\d+(?:\.\d+)?)"
+_IDENTITY = re.compile(rf"\d+:\d+:\d+:{_TIME}:{_TIME},(?:-|\d+:\d+:\d+:{_TIME})")
+
+
+def _ns(text):
+    """Nanoseconds from stat's seconds with an optional fraction ('1796159824.197620295')."""
+    sec, _, frac = text.partition(".")
+    return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def identity_times(identity):
+    """The times (ns) in a database's identity as the peer reports it, or None
+    when it is not one (no GNU stat there, a symlink, a file gone meanwhile)."""
+    m = _IDENTITY.fullmatch(identity)
+    return None if m is None else [_ns(t) for t in m.groups() if t is not None]
+
+
+def copy_identity(path):
+    """This node's copy of a database as a string that any change to it changes."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def read_snapshots(cfg):
+    """{config key: {field: value}} from sync.snapshots; {} when unreadable."""
+    try:
+        values = state.read(state.path(cfg, SNAPSHOTS))
+    except (OSError, ValueError):
+        return {}
+    records = {}
+    for key, _ in databases(cfg):
+        record = {f: values[f"{key}_{f}"] for f in SNAPSHOT_FIELDS if f"{key}_{f}" in values}
+        if len(record) == len(SNAPSHOT_FIELDS):
+            records[key] = record
+    return records
+
+
+def write_snapshots(cfg, records, log):
+    path = state.path(cfg, SNAPSHOTS)
+    try:
+        if records:
+            state.write(path, {f"{key}_{f}": rec[f] for key, rec in records.items()
+                               for f in SNAPSHOT_FIELDS})
+        else:
+            _unlink(path)
+    except OSError as e:
+        log.warning("cannot write %s: %s", path, e.strerror)
+        try:
+            _unlink(path)           # no record: the next run takes every snapshot
+        except OSError:
+            pass
+
+
+def unchanged_source(record, path, peer, addr):
+    """The identity to hand to peer for the database at path: the one its copy
+    here was taken from, when that copy is untouched since it was installed
+    and the identity is older than the snapshot by RACY_MARGIN_NS; "" (take a
+    snapshot) when anything is unknown or different."""
+    if not record or (record["PATH"], record["PEER"], record["PEERADDR"]) != (path, peer, addr):
+        return ""
+    if copy_identity(path) != record["COPY"] \
+            or any(os.path.lexists(path + s) for s in ("-wal", "-journal")):
+        return ""
+    times = identity_times(record["SOURCE"])
+    if times is None or not record["TAKEN"].isdigit() \
+            or max(times) >= int(record["TAKEN"]) - RACY_MARGIN_NS:
+        return ""
+    return record["SOURCE"]
+
+
 def pull(cfg, log, peer, addr, dry_run=False, out=None):
     """One transfer from peer at addr; returns an Outcome ('ok' or 'failed')."""
     verbose = log.isEnabledFor(logging.DEBUG)
     outcome = Outcome("ok", peer=peer, peeraddr=addr)
     tree_list, db_list = trees(cfg), databases(cfg)
     key_of = dict((p, k) for k, p in tree_list + db_list)
+    records = {} if dry_run else read_snapshots(cfg)
+    known = {p: unchanged_source(records.get(k), p, peer, addr) for k, p in db_list}
     job = {"trees": [[p, has_data(p)] for _, p in tree_list],
-           "dbs": [[p, os.path.exists(p)] for _, p in db_list],
+           "dbs": [[p, os.path.exists(p), known[p]] for _, p in db_list],
            "rsync": cfg.RSYNC,
            "busy": max(1.0, min(10.0, cfg.SYNCIOTIMEOUT / 2)), "snapshot": not dry_run}
     if not dry_run:
@@ -333,9 +427,15 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
             outcome.problems.append(
                 f"{key_of[path]} {path} is {st} on {peer} while this node's copy is not: "
                 f"kept this node's copy (is the disk mounted on {peer}?)")
-    for i, (path, standby_has_copy) in enumerate(job["dbs"]):
+    kept = {}                   # the records still true after this run
+    for i, (path, standby_has_copy, _) in enumerate(job["dbs"]):
         st = report.get(f"D{i}")
         what = f"{key_of[path]} {path}"
+        if st == "same" and known[path]:
+            kept[key_of[path]] = records[key_of[path]]
+            outcome.unchanged.append(os.path.basename(path))
+            log.debug("%s unchanged on %s since the snapshot this node holds: none taken", path, peer)
+            continue
         if st in ("missing", "empty"):
             if standby_has_copy:
                 outcome.problems.append(f"{what} is {st} on {peer} while this node has a copy: "
@@ -368,6 +468,12 @@ def pull(cfg, log, peer, addr, dry_run=False, out=None):
             continue
         outcome.databases.append(os.path.basename(path))
         log.debug("%s replaced by a checked snapshot from %s", path, peer)
+        source, taken, copy = report.get(f"I{i}", ""), report.get("N", ""), copy_identity(path)
+        if identity_times(source) is not None and taken.isdigit() and copy:
+            kept[key_of[path]] = {"PATH": path, "PEER": peer, "PEERADDR": addr, "SOURCE": source,
+                                  "TAKEN": taken, "COPY": copy}
+    if not dry_run and kept != records:
+        write_snapshots(cfg, kept, log)
     if outcome.problems:
         outcome.result, outcome.reason = "failed", "; ".join(outcome.problems)
     return outcome
@@ -409,6 +515,8 @@ def postsync(cfg, log):
 
 def summary(o):
     dbs = f", databases {' '.join(o.databases)}" if o.databases else ""
+    if o.unchanged:
+        dbs += f", unchanged {' '.join(o.unchanged)}"
     return (f"pulled from {o.peer} ({o.peeraddr}) in {o.duration:.2f} s: {o.files} files "
             f"({_size(o.bytes)}), {o.deleted} deleted{dbs}")
 

@@ -7,10 +7,22 @@ program(job) writes the program for one run. On the active node it:
     is not (an unmounted disk must not wipe the standby through --delete);
   - snapshots each SQLite file with SQLite's online backup API (the sqlite3
     shell's .backup, else python3's sqlite3 module) to STAGED_PREFIX + its name
-    beside it, with the database's owner, mode and times;
-  - reports on standard error, one line `asha-sync-peer: T0=data D0=ok ...`
-    (trees and databases by index; ERRORS lines carry what failed), then runs
-    rsync's sender on the paths kept, and removes the snapshots when it ends.
+    beside it, with the database's owner, mode and times; unless the standby
+    names the identity its copy was taken from and the database still has it
+    (then D=same, nothing is sent);
+  - reports on standard error, one line `asha-sync-peer: T0=data D0=ok I0=...
+    N=... S=...` (trees and databases by index, I the identity each snapshot
+    was taken from, N the time before the first identity was read; ERRORS lines
+    carry what failed), then runs rsync's sender on the paths kept, and
+    removes the snapshots when it ends.
+
+A database's identity is `stat -L -c IDENTITY_FORMAT` of the file and of its
+-wal without the ctime (`-` when there is none), joined by a comma: any commit
+changes the file's size or times, or the -wal's, unless it falls in the same
+timestamp tick as the change before, which is why the standby hands it back
+only when its times are older than N by a margin (sync.RACY_MARGIN_NS). Not
+the -wal's ctime: SQLite run by root chowns the -wal at every open, so even
+the snapshot's own read changes it.
 
 sh rather than Python because a Python start costs as much as rsync's own
 work on an unchanged tree. Snapshots sit beside the databases rather than in a
@@ -24,10 +36,13 @@ import shlex
 REPORT = "asha-sync-peer: "
 ERROR = "asha-sync-peer-error: "
 STAGED_PREFIX = ".asha-sync."        # a snapshot's name beside its database
+IDENTITY_FORMAT = "%d:%i:%s:%.9Y:%.9Z"  # device, inode, size, mtime, ctime (GNU stat)
 
 # Functions of the program; the per-run part calls them with literal paths.
 _FUNCTIONS = r"""
-r= k=0
+r= k=0 t=
+NL='
+'
 state() { # $1: sets s to missing, file, empty or data
   if [ ! -e "$1" ]; then s=missing; return; fi
   if [ ! -d "$1" ]; then s=file; return; fi
@@ -36,9 +51,22 @@ state() { # $1: sets s to missing, file, empty or data
   done
   s=empty
 }
-snap() { # $1 database, $2 snapshot, $3 the snapshot's name for .backup, $4 busy ms, $5 index
+ident() { # $1 database: sets i to its identity and its -wal's (- when none), ? when unknown
+  i='?'
+  if [ -L "$1" ]; then return; fi   # SQLite names the -wal after the link's target
+  if [ -e "$1-wal" ]; then
+    j=$(stat -L -c "$IDF" -- "$1" "$1-wal" 2>/dev/null) && w=${j#*"$NL"} && i="${j%%"$NL"*},${w%:*}"
+  else
+    j=$(stat -L -c "$IDF" -- "$1" 2>/dev/null) && i="$j,-"
+  fi
+}
+snap() { # $1 database, $2 snapshot, $3 the snapshot's name for .backup, $4 busy ms, $5 index,
+         # $6 the identity the standby's copy was taken from, or empty
   if [ ! -e "$1" ]; then s=missing; return; fi
   if [ ! -s "$1" ]; then s=empty; return; fi
+  [ -n "$t" ] || t=$(date +%s%N 2>/dev/null)
+  ident "$1"
+  if [ -n "$6" ] && [ "$i" = "$6" ]; then s=same; return; fi
   rm -f -- "$2"
   if command -v sqlite3 >/dev/null 2>&1; then
     e=$(sqlite3 -init /dev/null -batch -bail "$1" ".timeout $4" ".backup $3" 2>&1 </dev/null); rc=$?
@@ -97,10 +125,12 @@ def program(job):
     `--server --sender OPTIONS . PATHS` as its arguments.
 
     job: {"trees": [[path, standby_has_data], ...], "dbs": [[path,
-    standby_has_copy], ...], "rsync": program, "busy": seconds, "snapshot": bool}."""
+    standby_has_copy, identity or ""], ...], "rsync": program, "busy":
+    seconds, "snapshot": bool}; identity: what the standby's copy was taken
+    from, to skip the snapshot when the database still has it."""
     q = shlex.quote
     lines = [_FUNCTIONS.strip("\n"),
-             f"ERROR={q(ERROR)}",
+             f"ERROR={q(ERROR)} IDF={q(IDENTITY_FORMAT)}",
              # "$@" is rsync's server argv: keep it up to its "." and put our paths after.
              'n=$#',
              'for a do set -- "$@" "$a"; [ "$a" = . ] && break; done',
@@ -110,20 +140,21 @@ def program(job):
         lines += [f"state {q(path)}; r=\"$r T{i}=$s\"",
                   f'if [ "$s" = file ]; then set -- "$@" {q(tree_arg(path, "file"))}; k=$((k+1)); '
                   f'elif [ "$s" = data ]{send_empty}; then set -- "$@" {q(tree_arg(path))}; k=$((k+1)); fi']
-    staged = [staged_name(p) for p, _ in job["dbs"]]
+    staged = [staged_name(p) for p, *_ in job["dbs"]]
     cleanup = "rm -f -- " + " ".join(q(s) for s in staged) if staged and job["snapshot"] else ":"
     lines.append(f"trap '{cleanup.replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}; "
                  f"exit 129' HUP INT TERM PIPE")
     busy = int(job["busy"] * 1000)
-    for i, (path, _) in enumerate(job["dbs"]):
+    for i, (path, _, *known) in enumerate(job["dbs"]):
         st = staged_name(path)
         if job["snapshot"]:
-            lines += [f"snap {q(path)} {q(st)} {q(_backup_arg(st))} {busy} {i}; r=\"$r D{i}=$s\"",
-                      f'if [ "$s" = ok ]; then set -- "$@" {q(st)}; k=$((k+1)); fi']
+            lines += [f"snap {q(path)} {q(st)} {q(_backup_arg(st))} {busy} {i} {q(''.join(known))}; "
+                      f"r=\"$r D{i}=$s\"",
+                      f'if [ "$s" = ok ]; then set -- "$@" {q(st)}; k=$((k+1)); r="$r I{i}=$i"; fi']
         else:
             lines.append(f'if [ -s {q(path)} ]; then r="$r D{i}=ok"; '
                          f'elif [ -e {q(path)} ]; then r="$r D{i}=empty"; else r="$r D{i}=missing"; fi')
-    lines += [f"printf '%s%s S=%s\\n' {q(REPORT)} \"$r\" \"$k\" >&2",
+    lines += [f"printf '%s%s N=%s S=%s\\n' {q(REPORT)} \"$r\" \"$t\" \"$k\" >&2",
               f'if [ "$k" -eq 0 ]; then {cleanup}; exit 0; fi',
               f'{q(job["rsync"])} "$@"',
               "rc=$?",

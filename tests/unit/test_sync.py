@@ -191,6 +191,15 @@ def run_program(tmp_path, job, requested, status=0, path=None):
     return p, args, dbs
 
 
+def identity(db, wal=False):
+    """A database's identity as the peer's program reports it: stat of it and its -wal."""
+    def one(path):
+        st = os.stat(path)
+        return (f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns // 10**9}.{st.st_mtime_ns % 10**9:09d}:"
+                f"{st.st_ctime_ns // 10**9}.{st.st_ctime_ns % 10**9:09d}")
+    return one(db) + "," + (one(f"{db}-wal").rpartition(":")[0] if wal else "-")
+
+
 def layout(tmp_path):
     data, empty, file_ = tmp_path / "data", tmp_path / "empty", tmp_path / "file.conf"
     (data / "sub").mkdir(parents=True)
@@ -217,12 +226,14 @@ def test_program_keeps_drops_snapshots_and_cleans_up(tmp_path):
            [str(empty_db), True]]
     requested = [sync_remote.tree_arg(p) for p, _ in trees] + \
         [sync_remote.staged_name(p) for p, _ in dbs]
+    t0 = time.time_ns()
     p, args, seen = run_program(tmp_path, {"trees": trees, "dbs": dbs}, requested)
     assert p.returncode == 0, p.stderr
     report, errors, rest = sync.parse_report(p.stderr)
     assert report == {"T0": "data", "T1": "empty", "T2": "empty", "T3": "missing", "T4": "file",
                       "T5": "data", "D0": "ok", "D1": "ok", "D2": "error", "D3": "missing", "D4": "empty",
-                      "S": "6"}, p.stderr
+                      "I0": identity(db_ok), "I1": identity(db_wal), "N": report["N"], "S": "6"}, p.stderr
+    assert t0 <= int(report["N"]) <= time.time_ns()
     assert "file is not a database" in errors["D2"], errors
     assert rest == []
     head = ["--server", "--sender", "-logDtprRe.iLsfxCIvu", "--timeout=5", "."]
@@ -286,7 +297,7 @@ def test_program_passes_rsync_status_and_sends_nothing_when_nothing_is_kept(tmp_
     p, args, _ = run_program(tmp_path, {"trees": [[str(tmp_path / "gone"), True]], "dbs": []},
                              [f"{tmp_path}/gone/"])
     assert p.returncode == 0 and args is None
-    assert sync.parse_report(p.stderr)[0] == {"T0": "missing", "S": "0"}
+    assert sync.parse_report(p.stderr)[0] == {"T0": "missing", "N": "", "S": "0"}
 
 
 def test_program_dry_run_takes_no_snapshot(tmp_path):
@@ -295,7 +306,7 @@ def test_program_dry_run_takes_no_snapshot(tmp_path):
     p, args, seen = run_program(tmp_path, {"trees": [], "dbs": [[str(db), True],
                                                                [str(tmp_path / "no.db"), True]],
                                           "snapshot": False}, [sync_remote.staged_name(str(db))])
-    assert sync.parse_report(p.stderr)[0] == {"D0": "ok", "D1": "missing", "S": "0"}
+    assert sync.parse_report(p.stderr)[0] == {"D0": "ok", "D1": "missing", "N": "", "S": "0"}
     assert args is None and not list(tmp_path.glob(".asha-sync.*"))
 
 
@@ -310,6 +321,105 @@ def test_program_quotes_odd_paths(tmp_path):
     assert p.returncode == 0, p.stderr
     assert args[-2:] == [f"{odd}/", sync_remote.staged_name(str(db))]
     assert seen == ["ok", "3"]
+
+
+def test_program_skips_the_snapshot_of_a_database_the_standby_holds(tmp_path):
+    """Given the identity the standby's copy was taken from: no snapshot while
+    the database (and its -wal) still has it; one as soon as anything differs."""
+    db, walled = tmp_path / "d.db", tmp_path / "w.db"
+    make_db(db)
+    make_db(walled, wal=True)
+    writer = sqlite3.connect(walled)            # open: its -wal stays
+    writer.execute("insert into t values (100)")
+    writer.commit()
+    try:
+        assert os.path.exists(f"{walled}-wal")
+        same = [[str(db), True, identity(db)], [str(walled), True, identity(walled, wal=True)]]
+        requested = [sync_remote.staged_name(str(db)), sync_remote.staged_name(str(walled))]
+        p, args, seen = run_program(tmp_path, {"trees": [], "dbs": same}, requested)
+        assert p.returncode == 0, p.stderr
+        report = sync.parse_report(p.stderr)[0]
+        assert (report["D0"], report["D1"], report["S"]) == ("same", "same", "0"), p.stderr
+        assert args is None and seen == [] and "I0" not in report
+
+        # A row in the -wal only: the database file is as it was, the -wal is not.
+        writer.execute("insert into t values (101)")
+        writer.commit()
+        p, args, seen = run_program(tmp_path, {"trees": [], "dbs": same}, requested)
+        report = sync.parse_report(p.stderr)[0]
+        assert (report["D0"], report["D1"], report["S"]) == ("same", "ok", "1"), p.stderr
+        assert seen == ["ok", "5"] and report["I1"] == identity(walled, wal=True)
+    finally:
+        writer.close()
+    # Another file under the same name; the standby names nothing; the -wal gone.
+    os.rename(db, tmp_path / "old.db")
+    make_db(db)
+    for known in (identity(tmp_path / "old.db"), ""):
+        p, _, seen = run_program(tmp_path, {"trees": [], "dbs": [[str(db), True, known]]}, requested[:1])
+        assert sync.parse_report(p.stderr)[0]["D0"] == "ok" and seen == ["ok", "3"]
+    p, _, seen = run_program(tmp_path, {"trees": [], "dbs": [[str(walled), True, same[1][2]]]}, requested[1:])
+    assert sync.parse_report(p.stderr)[0]["I0"].endswith(",-") and seen == ["ok", "5"]
+
+
+def test_program_reports_no_identity_it_cannot_vouch_for(tmp_path):
+    """A symlinked database (SQLite keeps the -wal beside its target) and a
+    peer without GNU stat or date: the identity is unknown, never reused."""
+    target = tmp_path / "real.db"
+    make_db(target)
+    link = tmp_path / "link.db"
+    os.symlink(target, link)
+    p, _, seen = run_program(tmp_path, {"trees": [], "dbs": [[str(link), True, "x"]]},
+                             [sync_remote.staged_name(str(link))])
+    report = sync.parse_report(p.stderr)[0]
+    assert (report["D0"], report["I0"], seen) == ("ok", "?", ["ok", "3"])
+    assert sync.identity_times(report["I0"]) is None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "rm", "chmod", "chown", "touch", "tail", "sqlite3", "cat"):
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        os.symlink(found, bin_dir / tool)
+    p, _, seen = run_program(tmp_path, {"trees": [], "dbs": [[str(target), True, ""]]},
+                             [sync_remote.staged_name(str(target))], path=str(bin_dir))
+    report = sync.parse_report(p.stderr)[0]
+    assert (report["D0"], report["I0"], report["N"], seen) == ("ok", "?", "", ["ok", "3"]), p.stderr
+
+
+def test_unchanged_source_only_for_an_untouched_copy_and_an_old_enough_identity(tmp_path):
+    cfg = make_cfg(tmp_path)
+    db = tmp_path / "copy.db"
+    make_db(db)
+    taken = 1_800_000_000 * 10**9
+    old = f"1:2:8192:{taken // 10**9 - 3}.5:{taken // 10**9 - 3}.5"
+    good = {"PATH": str(db), "PEER": "pbx1", "PEERADDR": "192.0.2.1", "SOURCE": old + ",-",
+            "TAKEN": str(taken), "COPY": sync.copy_identity(db)}
+    assert sync.unchanged_source(good, str(db), "pbx1", "192.0.2.1") == old + ",-"
+    walled = f"{old},3:4:9000:{taken // 10**9 - 3}"
+    assert sync.unchanged_source(dict(good, SOURCE=walled), str(db), "pbx1", "192.0.2.1") == walled
+    # Racy: a change in the same tick as the last one before the snapshot would not show.
+    racy = f"1:2:8192:{taken // 10**9 - 1}.5:{taken // 10**9 - 1}.5"
+    for source in (racy + ",-", f"{old},3:4:9000:{taken // 10**9 - 1}.5",
+                   f"1:2:8192:{taken // 10**9 - 3}:{taken // 10**9}.0,-"):
+        assert sync.unchanged_source(dict(good, SOURCE=source), str(db), "pbx1", "192.0.2.1") == "", source
+    for bad in ({"SOURCE": "?"}, {"SOURCE": old}, {"SOURCE": "1:2:3,-"}, {"SOURCE": f"{old},{old}"},
+                {"SOURCE": f"{old},-,-"}, {"TAKEN": ""}, {"COPY": ""}):
+        assert sync.unchanged_source(dict(good, **bad), str(db), "pbx1", "192.0.2.1") == "", bad
+    assert sync.unchanged_source(good, str(db), "pbx3", "192.0.2.1") == ""
+    assert sync.unchanged_source(good, str(db), "pbx1", "192.0.2.3") == ""
+    assert sync.unchanged_source(None, str(db), "pbx1", "192.0.2.1") == ""
+    for side in ("-wal", "-journal"):
+        Path(f"{db}{side}").write_text("")
+        assert sync.unchanged_source(good, str(db), "pbx1", "192.0.2.1") == ""
+        os.unlink(f"{db}{side}")
+    c = sqlite3.connect(db)
+    c.execute("update t set id = 9 where id = 3")     # same size, this second
+    c.commit()
+    c.close()
+    assert sync.unchanged_source(good, str(db), "pbx1", "192.0.2.1") == ""
+    # The records round-trip through sync.snapshots, by configuration key.
+    sync.write_snapshots(cfg, {"SARKDB": good}, Log())
+    assert sync.read_snapshots(cfg) == {"SARKDB": good}
+    sync.write_snapshots(cfg, {}, Log())
+    assert sync.read_snapshots(cfg) == {} and not os.path.exists(state.path(cfg, sync.SNAPSHOTS))
 
 
 # ---------------------------------------------------------------------------
@@ -402,7 +512,7 @@ def test_record_keeps_the_last_success(tmp_path):
     sync.record(cfg, ok, 1000.0)
     st = state.read(state.path(cfg, state.SYNC_STATE))
     assert st == {"TIME": "1000", "RESULT": "ok", "REASON": "", "DURATION": "0.400", "FILES": "3",
-                  "BYTES": "1200", "DELETED": "0", "DATABASES": "sark.db", "PEER": "pbx1",
+                  "BYTES": "1200", "DELETED": "0", "DATABASES": "sark.db", "UNCHANGED": "", "PEER": "pbx1",
                   "PEERADDR": "192.0.2.1", "LASTOK": "1000"}
     sync.record(cfg, sync.Outcome("failed", "peer gone: it's down", "pbx1", "192.0.2.1"), 1060.0)
     sync.record(cfg, sync.Outcome("skipped", "HASYNCH=LOOSE"), 1120.0)
