@@ -484,7 +484,7 @@ _key(S, "HBDEADTIMEMAX", seconds(0.0), "2", "longest dead time a path that loses
 _key(S, "HBINITDEAD", seconds(0.0), "120", "seconds the primary waits for the standby at start before it takes the resources anyway")
 _key(S, "HBPORT", port, "694", "heartbeat UDP port")
 _key(S, "HBSERIAL", devices, "", "serial heartbeat devices, space separated")
-_key(S, "HBBAUD", enum("9600", "19200", "38400", "57600", "115200"), "19200", "serial heartbeat speed")
+_key(S, "HBBAUD", enum("9600", "19200", "38400", "57600", "115200"), "115200", "serial heartbeat speed")
 _key(S, "HBAUTHKEY", abspath, "/etc/asha/authkey", "shared heartbeat key file, mode 0600")
 _key(S, "HBPINGNODES", hosts, "", "addresses that arbitrate when the peer is silent (split-brain guard)")
 _key(S, "HBRTPRIO", integer(0, 99), "50", "real-time (SCHED_RR) priority of asha-hb; 0: normal scheduling")
@@ -689,6 +689,17 @@ def _sorted_by_line(errors):
     return sorted(errors, key=line_no)
 
 
+# Bytes of asha-hb's longest heartbeat on a serial line besides the sender's
+# name: header, fields, MAC, COBS and the two frame delimiters (checked against
+# the codec by tests/unit/test_hb_paths.py). At 8N1 a byte is 10 bits.
+SERIAL_BEAT_BYTES = 100
+
+
+def serial_beat_seconds(baud, names):
+    """Seconds a serial line at baud takes to carry one heartbeat of the longer name."""
+    return (SERIAL_BEAT_BYTES + max(len(n.encode()) for n in names)) * 10 / baud
+
+
 def _check_rules(v, lines, path):
     """Rules across keys; each error names the line of the key that breaks it,
     or, when that one has its default, the line of the other key involved."""
@@ -711,6 +722,18 @@ def _check_rules(v, lines, path):
         out.append(f"{where('HBDEADTIME', 'HBWARNTIME', 'HBKEEPALIVE')}: HBDEADTIME must be above HBKEEPALIVE "
                    f"({v['HBKEEPALIVE']:g}) and HBWARNTIME ({v['HBWARNTIME']:g}), "
                    f"not {v['HBDEADTIME']:g}")
+    if have("HBSERIAL", "HBBAUD", "HBKEEPALIVE", "HAPRINODE", "HASECNODE") and v["HBSERIAL"]:
+        # A line that takes longer than half a keepalive for a beat queues them:
+        # they come later and later, then are lost, and the path says little.
+        took = serial_beat_seconds(int(v["HBBAUD"]), (v["HAPRINODE"], v["HASECNODE"]))
+        if took > v["HBKEEPALIVE"] / 2:
+            fast = [b for b in (9600, 19200, 38400, 57600, 115200)
+                    if serial_beat_seconds(b, (v["HAPRINODE"], v["HASECNODE"])) <= v["HBKEEPALIVE"] / 2]
+            fix = f"HBBAUD={fast[0]} or more, or " if fast else ""
+            out.append(f"{where('HBBAUD', 'HBKEEPALIVE', 'HBSERIAL')}: HBBAUD={v['HBBAUD']} takes "
+                       f"{took * 1000:.0f} ms to send a heartbeat on the serial line, more than "
+                       f"half of HBKEEPALIVE ({v['HBKEEPALIVE']:g} s): set {fix}"
+                       f"HBKEEPALIVE={math.ceil(took * 2 * 100) / 100:g} or more")
     if have("HBDEADTIME", "HBDEADTIMEMAX") and v["HBDEADTIMEMAX"] < v["HBDEADTIME"]:
         out.append(f"{where('HBDEADTIMEMAX', 'HBDEADTIME')}: HBDEADTIMEMAX must be at least "
                    f"HBDEADTIME ({v['HBDEADTIME']:g}), not {v['HBDEADTIMEMAX']:g}")

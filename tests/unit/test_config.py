@@ -380,7 +380,21 @@ RULES = [
     ("RHINOSPF=YES\nRHINODRIVER=serial",
      f"{CONF}:5: RHINODRIVER=serial needs RHINOSERIAL, the serial port of the relay"),
     ("RHINONODE=pbx3", f"{CONF}:4: RHINONODE must be HAPRINODE or HASECNODE, not 'pbx3'"),
+    # 104 bytes of a beat at 10 bits a byte: 54 ms at 19200 baud, 27 at 38400
+    ("HBSERIAL=/dev/ttyS0\nHBBAUD=19200",
+     f"{CONF}:5: HBBAUD=19200 takes 54 ms to send a heartbeat on the serial line, more than "
+     f"half of HBKEEPALIVE (0.05 s): set HBBAUD=57600 or more, or HBKEEPALIVE=0.11 or more"),
+    ("HBSERIAL=/dev/ttyS0\nHBKEEPALIVE=0.01\nHBWARNTIME=0.1",
+     f"{CONF}:5: HBBAUD=115200 takes 9 ms to send a heartbeat on the serial line, more than "
+     f"half of HBKEEPALIVE (0.01 s): set HBKEEPALIVE=0.02 or more"),
 ]
+
+
+@pytest.mark.parametrize("baud, keepalive", [("38400", "0.06"), ("19200", "0.11"), ("57600", "0.05")])
+def test_a_serial_line_that_carries_the_beats_is_accepted(baud, keepalive):
+    cfg = config.loads(MINIMAL + f"HBSERIAL=/dev/ttyS0\nHBBAUD={baud}\nHBKEEPALIVE={keepalive}\n")
+    assert cfg.HBBAUD == baud
+    assert config.loads(MINIMAL + "HBBAUD=9600\n").HBBAUD == "9600"      # no serial line: no rule
 
 
 @pytest.mark.parametrize("lines, message", RULES)

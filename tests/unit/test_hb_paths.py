@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asha import exits
+from asha import config, exits
 from asha.hb import paths, proto
 from asha.hb.paths import SerialPath, UDPPath, cobs_decode, cobs_encode
 
@@ -461,3 +461,15 @@ def test_udp_ipv6_loopback():
         assert wait_until(lambda: p.recv()) == [b"six"]
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("name", ["pbx1", "asterisk-node-b.example.org"])
+def test_the_longest_serial_beat_is_what_the_configuration_counts(name):
+    # asha.conf refuses an HBBAUD too slow for HBKEEPALIVE by this count.
+    codec = proto.Codec(b"k" * 32, name, "peer")
+    codec.seq = 2 ** 40                                 # every byte of the number non-zero
+    data = codec.encode_fields("beat", (("role", "releasing"), ("since", "9999999999.999999"),
+                                        ("yld", 1), ("want", 1), ("ping", 1)))
+    frame = b"\0" + cobs_encode(data) + b"\0"           # as SerialPath.send writes it
+    assert len(frame) - len(name) <= config.SERIAL_BEAT_BYTES
+    assert len(frame) - len(name) >= config.SERIAL_BEAT_BYTES - 3     # and not far over it

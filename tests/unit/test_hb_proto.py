@@ -96,7 +96,7 @@ def test_encode_refuses_a_message_over_the_limit():
 def test_messages_are_small():
     a, _ = pair()
     data = a.encode("beat", role="releasing", since="1732000000.250000", yld=1, want=0, ping=1)
-    assert len(data) < 128          # a beat per HBKEEPALIVE on a 19200 baud line
+    assert len(data) < 128          # at most 11 ms a beat on a serial line at 115200 baud
 
 
 # ---------------------------------------------------------------- forged, altered, truncated
