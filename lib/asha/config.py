@@ -477,7 +477,7 @@ _key(S, "SYNCCONNECTTIMEOUT", seconds(0, 300), "5", "seconds asha-sync waits for
 _key(S, "SYNCIOTIMEOUT", seconds(0, 3600), "30", "seconds without data after which asha-sync gives up on the peer")
 
 S = "heartbeat"
-_key(S, "HBKEEPALIVE", seconds(0.0), "0.05", "seconds between heartbeats on each path")
+_key(S, "HBKEEPALIVE", seconds(0.0), "0.06", "seconds between heartbeats on each path")
 _key(S, "HBWARNTIME", seconds(0.0), "0.15", "seconds of silence on a path after which a late heartbeat is logged")
 _key(S, "HBDEADTIME", seconds(0.0), "0.3", "seconds of silence on every path after which the peer is dead (on a clean path)")
 _key(S, "HBDEADTIMEMAX", seconds(0.0), "2", "longest dead time a path that loses or delays beats may use instead of HBDEADTIME")

@@ -361,11 +361,11 @@ def test_node_role_defaults_to_uname():
 # Rules across keys
 
 RULES = [
-    ("HBWARNTIME=0.04", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.05), not 0.04"),
+    ("HBWARNTIME=0.04", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.06), not 0.04"),
     ("HBKEEPALIVE=0.2", f"{CONF}:4: HBWARNTIME must be above HBKEEPALIVE (0.2), not 0.15"),
-    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.05) and "
+    ("HBDEADTIME=0.15", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.06) and "
                         f"HBWARNTIME (0.15), not 0.15"),
-    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.05) and "
+    ("HBWARNTIME=0.5", f"{CONF}:4: HBDEADTIME must be above HBKEEPALIVE (0.06) and "
                        f"HBWARNTIME (0.5), not 0.3"),
     ("HBINITDEAD=0.2", f"{CONF}:4: HBINITDEAD must be at least HBDEADTIME (0.3), not 0.2"),
     ("HBDEADTIMEMAX=0.2", f"{CONF}:4: HBDEADTIMEMAX must be at least HBDEADTIME (0.3), not 0.2"),
@@ -380,10 +380,10 @@ RULES = [
     ("RHINOSPF=YES\nRHINODRIVER=serial",
      f"{CONF}:5: RHINODRIVER=serial needs RHINOSERIAL, the serial port of the relay"),
     ("RHINONODE=pbx3", f"{CONF}:4: RHINONODE must be HAPRINODE or HASECNODE, not 'pbx3'"),
-    # 104 bytes of a beat at 10 bits a byte: 54 ms at 19200 baud, 27 at 38400
+    # 104 bytes of a beat at 10 bits a byte: 54 ms at 19200 baud, 27 at 38400 (HBKEEPALIVE 0.06)
     ("HBSERIAL=/dev/ttyS0\nHBBAUD=19200",
      f"{CONF}:5: HBBAUD=19200 takes 54 ms to send a heartbeat on the serial line, more than "
-     f"half of HBKEEPALIVE (0.05 s): set HBBAUD=57600 or more, or HBKEEPALIVE=0.11 or more"),
+     f"half of HBKEEPALIVE (0.06 s): set HBBAUD=38400 or more, or HBKEEPALIVE=0.11 or more"),
     ("HBSERIAL=/dev/ttyS0\nHBKEEPALIVE=0.01\nHBWARNTIME=0.1",
      f"{CONF}:5: HBBAUD=115200 takes 9 ms to send a heartbeat on the serial line, more than "
      f"half of HBKEEPALIVE (0.01 s): set HBKEEPALIVE=0.02 or more"),

@@ -134,7 +134,7 @@ class Codec:
         self.key = key
         # HMAC-SHA256 as RFC 2104 defines it, with the inner and outer hashes of
         # the padded key made once: a message costs two copies and three hash
-        # calls, not a new HMAC object (the beat is sent and checked 20 times a
+        # calls, not a new HMAC object (the beat is sent and checked 17 times a
         # second on every path). Checked against hmac.new here, for this key.
         k = hashlib.sha256(key).digest() if len(key) > _BLOCK else bytes(key)
         k = k.ljust(_BLOCK, b"\0")
